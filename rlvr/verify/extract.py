@@ -1,0 +1,201 @@
+"""Extraction: find the one final answer an output commits to, or say why there is none.
+
+Contract (verifier-notes.md §5.1), identical for reward and evaluation:
+
+* If ``</think>`` occurs, only the text after the last one is graded; an unclosed ``<think>`` is
+  a truncated output.
+* The answer is the last complete ``\\boxed{…}`` / ``\\fbox{…}`` (brace-matched) or ``\\boxed X``.
+  An unterminated last box means the output was cut off: ``truncated``.
+* Trailing boxes separated only by commas/"and" form one multi-part answer and are joined with
+  commas; boxes separated by "or" are a ``hedged`` answer, and so is boxing ``hedge_boxes`` or
+  more distinct values (boxing every candidate).
+* Without a box, an explicit closing statement ("final answer is", "the answer is", "Answer:")
+  counts only inside the last ``anchor_window`` characters, and only when the policy allows it.
+* Never a stray number from the reasoning, and never a fallback to other text when the box
+  turns out not to parse (that is how math-verify credits truncated outputs).
+"""
+
+from __future__ import annotations
+
+import re
+
+from rlvr.verify.policy import MATH, Policy
+
+BOX_CMDS = ("\\boxed", "\\fbox")
+MAX_BOXES = 64  # boxes examined from the end; bounds the work on box-bomb inputs
+JOIN_GAP = 80  # boxes further apart than this are separate statements, not one answer
+
+_BRACE = re.compile(r"\\[{}]|[{}]")
+_GAP_JOIN = re.compile(r"^(?:\s|\$|[A-Za-z]\s*=|\\[,;:!]|\\q?quad|,|;|&|\\\\|\band\b|\\text\{\s*(?:and)?\s*,?\s*\}|\.|\\\(|\\\)|\\\[|\\\])*$")
+_GAP_OR = re.compile(r"\bor\b|\beither\b", re.IGNORECASE)
+_ANCHORS = re.compile(
+    r"(?:final answer\s*(?:is\s*:?|:)|the answer\s*(?:is\s*:?|:)|\banswer\s*:|"
+    r"the correct (?:option|choice|answer) is\s*:?)\s*(?:\*\*)?\s*",
+    re.IGNORECASE,
+)
+
+
+def _match_brace(text: str, open_pos: int) -> int:
+    """Index of the ``}`` closing the ``{`` at open_pos, or -1 when the group never closes."""
+    depth = 0
+    for m in _BRACE.finditer(text, open_pos):
+        tok = m.group()
+        if len(tok) == 2:  # escaped \{ or \}: literal, does not group
+            continue
+        depth += 1 if tok == "{" else -1
+        if depth == 0:
+            return m.start()
+    return -1
+
+
+def _box_at(text: str, pos: int, cmd: str) -> tuple[int, str | None]:
+    """Parse the box whose command starts at pos: (end index, content) or (-1, None) if unterminated."""
+    i = pos + len(cmd)
+    n = len(text)
+    while i < n and text[i] in " \t":
+        i += 1
+    if i < n and text[i] == "{":
+        close = _match_brace(text, i)
+        if close < 0:
+            return -1, None
+        return close + 1, text[i + 1 : close]
+    m = re.compile(r"[^\s$]+").match(text, i)  # \boxed 5  (brace-less form)
+    if m and i > pos + len(cmd):
+        return m.end(), m.group()
+    return -1, None
+
+
+def find_boxes(text: str) -> tuple[list[tuple[int, int, str]], bool]:
+    """Top-level boxes (start, end, content) in order, and whether the last box is unterminated."""
+    spans: list[tuple[int, int, str]] = []
+    unterminated_last = False
+    hi = len(text)
+    seen = 0
+    while seen < MAX_BOXES:
+        starts = [(text.rfind(cmd, 0, hi), cmd) for cmd in BOX_CMDS]
+        pos, cmd = max(starts)
+        if pos < 0:
+            break
+        seen += 1
+        hi = pos
+        if text.startswith("\\fboxsep", pos) or text.startswith("\\boxed", pos) and text[pos + 6 : pos + 7].isalpha():
+            continue
+        end, content = _box_at(text, pos, cmd)
+        if content is None:
+            if not spans:
+                unterminated_last = True
+            continue
+        # a box that contains later-found boxes is their outer box: keep only the outer one
+        spans = [s for s in spans if not (pos <= s[0] and s[1] <= end)]
+        spans.append((pos, end, content))
+    spans.sort()
+    if unterminated_last and spans:
+        # the unterminated box may be nested inside a complete outer box; then it is not last
+        last_open = max(text.rfind(c) for c in BOX_CMDS)
+        unterminated_last = not any(s[0] <= last_open < s[1] for s in spans)
+    return spans, unterminated_last
+
+
+def _unwrap_box(content: str) -> str:
+    content = content.strip()
+    for cmd in BOX_CMDS:
+        if content.startswith(cmd):
+            end, inner = _box_at(content, 0, cmd)
+            if inner is not None and end == len(content):
+                return _unwrap_box(inner)
+    return content
+
+
+def _final_group(text: str, spans: list[tuple[int, int, str]]) -> tuple[list[str], bool]:
+    """Contents of the trailing group of boxes that form one answer, and whether it is a hedge."""
+    group = [spans[-1]]
+    hedge = False
+    for prev in reversed(spans[:-1]):
+        gap = text[prev[1] : group[0][0]]
+        if len(gap) > JOIN_GAP:
+            break
+        if _GAP_JOIN.match(gap):
+            group.insert(0, prev)
+        elif _GAP_OR.search(gap):
+            hedge = True
+            group.insert(0, prev)
+        else:
+            break
+    contents = [_unwrap_box(s[2]) for s in group]
+    distinct = _distinct(contents)
+    if hedge and len(distinct) == 1:
+        hedge = False  # "\boxed{5} or equivalently \boxed{5}" commits to one value
+    if len(distinct) == 1:
+        contents = contents[:1]
+    return contents, hedge
+
+
+def _squash(s: str) -> str:
+    return re.sub(r"\s+", "", s)
+
+
+def _value_key(s: str) -> object:
+    """A key under which equal answers collide (5 and 5.0), falling back to the squashed string."""
+    from rlvr.verify.exact import Undecided, parse_value
+    from rlvr.verify.normalize import normalize
+
+    try:
+        return ("value", parse_value(normalize(s).text)) if len(s) < 200 else ("text", _squash(s))
+    except (Undecided, RecursionError, ValueError, ZeroDivisionError, OverflowError, TypeError):
+        return ("text", _squash(s))
+
+
+def _distinct(contents: list[str]) -> list:
+    return list(dict.fromkeys(_value_key(c) for c in contents))
+
+
+def _anchored_answer(tail: str) -> str | None:
+    """The answer stated after the last closing phrase in tail, or None."""
+    last = None
+    for last in _ANCHORS.finditer(tail):
+        pass
+    if last is None:
+        return None
+    rest = tail[last.end() :].lstrip()
+    for open_, close in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        if rest.startswith(open_):
+            end = rest.find(close, len(open_))
+            if end < 0:
+                return None  # opened math never closed: cut off
+            return rest[len(open_) : end].strip() or None
+    line = rest.split("\n", 1)[0]
+    line = re.split(r"\.\s|\.$|\bI hope\b", line, maxsplit=1)[0]
+    line = line.strip().strip("*").strip().rstrip(".").strip()
+    return line or None
+
+
+def extract_answer(text: str, policy: Policy = MATH) -> tuple[str | None, str]:
+    """Return (answer, reason): reason is ``ok``, ``no_answer``, ``truncated`` or ``hedged``.
+
+    >>> extract_answer("so the total is \\\\boxed{42}.")
+    ('42', 'ok')
+    >>> extract_answer("<think>let me see, 42")
+    (None, 'truncated')
+    """
+    if not isinstance(text, str) or not text:
+        return None, "no_answer"
+    close = text.rfind("</think>")
+    if close >= 0:
+        text = text[close + len("</think>") :]
+    elif "<think>" in text:
+        return None, "truncated"
+    spans, unterminated = find_boxes(text)
+    if unterminated:
+        return None, "truncated"
+    if spans:
+        contents, hedge = _final_group(text, spans)
+        distinct_all = set(_distinct([_unwrap_box(s[2]) for s in spans]))
+        distinct_all -= set(_distinct(contents))
+        if hedge or len(distinct_all) + 1 >= policy.hedge_boxes:
+            return ", ".join(contents), "hedged"
+        answer = ", ".join(contents).strip()
+        return (answer, "ok") if answer else (None, "no_answer")
+    if policy.require_box:
+        return None, "no_answer"
+    answer = _anchored_answer(text[-policy.anchor_window :])
+    return (answer, "ok") if answer else (None, "no_answer")

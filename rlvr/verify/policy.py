@@ -1,0 +1,71 @@
+"""Grading policies: the switches where datasets legitimately disagree, in one explicit registry.
+
+Every policy is a frozen dataclass so it can travel to worker processes and be part of cache keys.
+The default, ``math``, follows the labelling policy of verifier-notes.md §2: exact comparison,
+decimal approximations of irrational golds rejected, points/tuples ordered, solution lists and
+sets unordered, a solved inequality accepted for an interval gold, a missing % sign accepted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How answers are compared once extracted.
+
+    Attributes:
+        name: registry key.
+        require_box: only a ``\\boxed{}``/``\\fbox{}`` answer counts; without one the item is
+            ``no_answer``. Off by default so "The final answer is 7." grades in evaluation; RL
+            reward policies turn it on so the format is part of the reward.
+        anchor_window: without a box, an explicit closing statement ("final answer is",
+            "the answer is", "Answer:") is accepted only inside the last this-many characters.
+        numeric: ``"exact"`` compares numbers as exact rationals/surds (MATH, AIME, AMC,
+            OlympiadBench); ``"sig_figs"`` accepts a number that rounds to a decimal gold at the
+            gold's own precision (Minerva's rounded physical quantities).
+        interval_relations: accept a solved inequality (``x \\le 2``, ``-2<x<7``) for an interval
+            gold. Only solved forms (the variable alone on one side) are accepted.
+        percent_as_fraction: for a gold carrying ``%``, also accept gold/100 (``0.175`` for ``17.5\\%``).
+        hedge_boxes: this many distinct boxed values that are not one joined multi-part answer
+            make the output a hedge (boxing every candidate).
+        max_answer_chars: longer extracted answers are rejected before parsing, unless the gold
+            itself is at least half that long (then 2 × gold length + 50 is the limit).
+        symbolic: use the math-verify fallback in worker processes for what the exact path
+            cannot decide; without it such items are ``unparseable``.
+    """
+
+    name: str
+    require_box: bool = False
+    anchor_window: int = 300
+    numeric: str = "exact"
+    interval_relations: bool = True
+    percent_as_fraction: bool = True
+    hedge_boxes: int = 3
+    max_answer_chars: int = 400
+    symbolic: bool = True
+
+
+MATH = Policy(name="math")
+
+POLICIES: dict[str, Policy] = {
+    # Default for MATH-style evaluation (MATH500, AIME, AMC, OlympiadBench).
+    "math": MATH,
+    # RL reward: same comparison, but the answer must be boxed (the format is part of the task).
+    "math_reward": replace(MATH, name="math_reward", require_box=True),
+    # Minerva: golds are rounded physical quantities, so numbers match at the gold's precision.
+    "minerva": replace(MATH, name="minerva", numeric="sig_figs"),
+    # Fast and dependency-free: never starts worker processes (undecided items are unparseable).
+    "math_exact_only": replace(MATH, name="math_exact_only", symbolic=False),
+}
+
+NUMERIC_MODES = ("exact", "sig_figs")
+
+
+def get_policy(name: str, **overrides: object) -> Policy:
+    """Look a policy up by name and apply non-None overrides."""
+    if name not in POLICIES:
+        raise KeyError(f"unknown verifier policy {name!r}; known: {', '.join(sorted(POLICIES))}")
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return replace(POLICIES[name], **changes) if changes else POLICIES[name]

@@ -1,0 +1,102 @@
+"""Symbolic fallback, run only inside worker processes (it imports sympy and math-verify).
+
+The answer strings reaching here were already extracted and normalised; they are wrapped in
+``\\boxed{}`` and parsed with math-verify's LaTeX target only. ``ExprExtractionConfig`` is never
+used: it feeds raw text to sympy's ``parse_expr``, which evaluates Python. After math-verify says
+"equal", numeric answers are re-checked at 50 digits with a relative tolerance, because
+math-verify's 6-decimal rounding and ``chop`` make tiny values equal (1/2^99 = 1/2^98).
+"""
+
+from __future__ import annotations
+
+import logging
+
+_CONFIG = None
+
+
+def _setup():
+    global _CONFIG
+    if _CONFIG is None:
+        logging.getLogger("math_verify").setLevel(logging.ERROR)
+        logging.getLogger("latex2sympy2_extended").setLevel(logging.ERROR)
+        from latex2sympy2_extended.latex2sympy2 import NormalizationConfig
+        from math_verify import LatexExtractionConfig
+
+        # units=False: our normaliser already set units aside; math-verify's word list would
+        # strip variables (3t -> 3, \frac{1}{m}t -> 1/m).
+        normalization = NormalizationConfig(
+            basic_latex=True, units=False, malformed_operators=True, nits=True, boxed="all", equations=False
+        )
+        _CONFIG = [LatexExtractionConfig(boxed_match_priority=0, normalization_config=normalization)]
+    return _CONFIG
+
+
+def _parse(text: str) -> list:
+    from math_verify import parse
+
+    return parse(
+        "\\boxed{" + text + "}",
+        extraction_config=_setup(),
+        fallback_mode="no_fallback",
+        extraction_mode="first_match",
+        parsing_timeout=None,
+    )
+
+
+def _numeric_disagree(gold, pred) -> bool:
+    """True when both sides are plain numbers whose 50-digit values differ relatively."""
+    import sympy
+
+    try:
+        g, p = gold[0], pred[0]
+        if not (isinstance(g, sympy.Expr) and isinstance(p, sympy.Expr)):
+            return False
+        if g.free_symbols or p.free_symbols:
+            return False
+        gv, pv = sympy.N(g, 50), sympy.N(p, 50)
+        if not (gv.is_number and pv.is_number):
+            return False
+        diff = abs(gv - pv)
+        scale = max(abs(gv), abs(pv))
+        return bool(diff > scale * sympy.Float("1e-12", 50))
+    except Exception:  # noqa: BLE001 - any sympy failure means "no evidence of disagreement"
+        return False
+
+
+def _solved_form(expr) -> bool:
+    """A relation counts only in solved form: the variable alone on one side, constants on the other.
+
+    Keeps the "restate the problem's inequality" hack closed: ``x^2 \\le 2x`` is not an answer
+    for ``[0, 2]`` even though math-verify's set-relation comparison would solve it.
+    """
+    import sympy
+
+    if isinstance(expr, (sympy.And, sympy.Or)):
+        return all(_solved_form(arg) for arg in expr.args)
+    if isinstance(expr, sympy.core.relational.Relational):
+        lhs, rhs = expr.lhs, expr.rhs
+        return (lhs.is_Symbol and not rhs.free_symbols) or (rhs.is_Symbol and not lhs.free_symbols)
+    return True
+
+
+def judge(pred: str, gold: str, interval_relations: bool = True) -> str:
+    """``match``, ``mismatch`` or ``unparseable`` for two normalised answer strings."""
+    from math_verify import verify
+
+    gold_parsed = _parse(gold)
+    pred_parsed = _parse(pred)
+    if not gold_parsed or not pred_parsed:
+        return "unparseable"
+    import sympy
+
+    if isinstance(gold_parsed[0], sympy.Set) and not _solved_form(pred_parsed[0]):
+        return "mismatch"
+    ok = verify(
+        gold_parsed,
+        pred_parsed,
+        allow_set_relation_comp=interval_relations,
+        timeout_seconds=None,
+    )
+    if ok and _numeric_disagree(gold_parsed, pred_parsed):
+        return "mismatch"
+    return "match" if ok else "mismatch"

@@ -1,0 +1,176 @@
+"""The Verifier: extract → normalise → exact fast path → guarded symbolic fallback, with a cache.
+
+One instance owns one worker pool (started lazily, only when an item needs the fallback) and one
+result cache keyed by (policy, normalised answer, normalised gold). It is safe to share between
+threads: the fast path is pure, and batches that need the pool take turns on it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rlvr.verify.config import VerifierConfig
+from rlvr.verify.exact import Undecided, compare
+from rlvr.verify.extract import extract_answer
+from rlvr.verify.normalize import normalize
+from rlvr.verify.prescreen import prescreen
+
+REASONS = (
+    "match", "mismatch", "no_answer", "truncated", "hedged", "unparseable", "timeout", "rejected_prescreen",
+)
+# Exceptions the exact path may raise on hostile input; all mean "cannot decide here".
+_UNDECIDED = (Undecided, RecursionError, ValueError, ZeroDivisionError, OverflowError, TypeError)
+
+
+@dataclass(frozen=True)
+class Result:
+    """One verdict.
+
+    Attributes:
+        score: 1.0 for ``match``, else 0.0.
+        answer: the extracted final answer (None when nothing was extracted).
+        reason: one of REASONS.
+        seconds: wall time spent on this item (fast path + worker time, or the cache lookup).
+        stage: where it was decided: extract, exact, symbolic, prescreen, cache.
+    """
+
+    score: float
+    answer: str | None
+    reason: str
+    seconds: float
+    stage: str = "exact"
+
+
+def _result(reason: str, answer: str | None, seconds: float, stage: str) -> Result:
+    return Result(1.0 if reason == "match" else 0.0, answer, reason, seconds, stage)
+
+
+class Verifier:
+    """Reusable math-answer judge; a context manager (``close()`` stops its workers)."""
+
+    def __init__(self, config: VerifierConfig | None = None):
+        self.config = config or VerifierConfig()
+        self.policy = self.config.resolved_policy()
+        self._pool = None
+        self._pool_lock = threading.Lock()
+        self._cache: dict = {}
+        self._cache_lock = threading.Lock()
+
+    # -------------------------------------------------------------- public API
+    def verify(self, prediction: str, gold: str, *, truncated: bool = False) -> Result:
+        return self.verify_batch([prediction], [gold], truncated=[truncated])[0]
+
+    def verify_batch(
+        self,
+        predictions: Sequence[str],
+        golds: Sequence[str],
+        *,
+        truncated: Sequence[bool] | None = None,
+    ) -> list[Result]:
+        if len(predictions) != len(golds):
+            raise ValueError(f"{len(predictions)} predictions but {len(golds)} golds")
+        if truncated is not None and len(truncated) != len(predictions):
+            raise ValueError(f"{len(predictions)} predictions but {len(truncated)} truncated flags")
+        results: list[Result | None] = [None] * len(predictions)
+        pending: dict = {}  # cache key -> [(index, answer, fast seconds)]
+        jobs: dict = {}  # cache key -> (pred text, gold text)
+        for i, (pred, gold) in enumerate(zip(predictions, golds)):
+            start = time.perf_counter()
+            cut = bool(truncated[i]) if truncated is not None else False
+            outcome = self._fast(pred, gold, cut)
+            elapsed = time.perf_counter() - start
+            if isinstance(outcome, tuple):
+                key, answer, texts = outcome
+                pending.setdefault(key, []).append((i, answer, elapsed))
+                jobs[key] = texts
+            else:
+                results[i] = Result(outcome.score, outcome.answer, outcome.reason, elapsed, outcome.stage)
+        if pending:
+            self._run_fallback(pending, jobs, results)
+        return results  # type: ignore[return-value]
+
+    def close(self) -> None:
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+
+    def __enter__(self) -> Verifier:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -------------------------------------------------------------- pipeline
+    def _fast(self, pred: str, gold: str, cut: bool):
+        """A Result, or (cache key, answer, (pred text, gold text)) for the symbolic fallback."""
+        if cut:
+            return _result("truncated", None, 0.0, "extract")
+        if not isinstance(pred, str) or not isinstance(gold, str):
+            return _result("unparseable", None, 0.0, "extract")
+        answer, why = extract_answer(pred, self.policy)
+        if answer is None:
+            return _result(why, None, 0.0, "extract")
+        if why == "hedged":
+            return _result("hedged", answer, 0.0, "extract")
+        limit = self.policy.max_answer_chars
+        if len(answer) > max(limit, 2 * len(gold) + 50):
+            return _result("rejected_prescreen", answer, 0.0, "prescreen")
+        g, p = normalize(gold), normalize(answer)
+        key = (self.policy, p, g)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return _result(hit[0], answer, 0.0, "cache")
+        try:
+            reason = compare(g, p, self.policy)
+        except _UNDECIDED:
+            reason = None
+        if reason is not None:
+            self._remember(key, reason, "exact")
+            return _result(reason, answer, 0.0, "exact")
+        screened = prescreen(p.text, g.text)
+        if screened is not None:
+            self._remember(key, "rejected_prescreen", "prescreen")
+            return _result("rejected_prescreen", answer, 0.0, "prescreen")
+        if not self.policy.symbolic:
+            return _result("unparseable", answer, 0.0, "exact")
+        return key, answer, (p.text, g.text)
+
+    def _run_fallback(self, pending: dict, jobs: dict, results: list) -> None:
+        timeout = self.config.timeout
+        items = []
+        for key, uses in pending.items():
+            fast = min(e for _, _, e in uses)
+            items.append((key, jobs[key][0], jobs[key][1], self.policy.interval_relations, max(0.01, timeout - fast)))
+        with self._pool_lock:
+            if self._pool is None:
+                from rlvr.verify.pool import WorkerPool
+
+                workers = self.config.workers or min(2, os.cpu_count() or 1)
+                self._pool = WorkerPool(workers, self.config.memory_mb)
+            verdicts = self._pool.run(items)
+        for key, uses in pending.items():
+            reason, secs = verdicts.get(key, ("timeout", timeout))
+            self._remember(key, reason, "symbolic")
+            for i, answer, fast in uses:
+                results[i] = _result(reason, answer, min(fast + secs, max(timeout, fast + secs)), "symbolic")
+
+    def _remember(self, key, reason: str, stage: str) -> None:
+        size = self.config.cache_size
+        if not size:
+            return
+        with self._cache_lock:
+            if len(self._cache) >= size:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = (reason, stage)
+
+    # -------------------------------------------------------------- introspection (tests, bench)
+    def worker_pids(self) -> list[int]:
+        return self._pool.pids() if self._pool is not None else []
+
+    def busy_worker_pids(self) -> list[int]:
+        return self._pool.busy_pids() if self._pool is not None else []
