@@ -17,11 +17,13 @@ import multiprocessing as mp
 import os
 import sys
 import time
+import warnings
 from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 
 START_TIMEOUT = 60.0  # seconds a fresh worker may take to import sympy and report ready
+MAX_START_FAILURES = 3  # workers dying before "ready" in a row: give up on this batch, fail closed
 
 
 def worker_main(conn, memory_mb: int) -> None:
@@ -122,6 +124,7 @@ class WorkerPool:
         self._ctx = _context()
         self._workers: list[_Worker] = []
         self.restarts = 0
+        self._start_failures = 0
 
     # -------------------------------------------------------------- lifecycle
     def _spawn(self) -> _Worker:
@@ -173,7 +176,11 @@ class WorkerPool:
         self._ensure()
         queue = deque(_Item(*it) for it in items)
         results: dict = {}
+        self._start_failures = 0
         while queue or any(w.task for w in self._workers):
+            if self._start_failures >= MAX_START_FAILURES:
+                self._fail_closed(queue, results)
+                break
             now = time.monotonic()
             for w in self._workers:
                 if w.ready and w.task is None and queue:
@@ -205,10 +212,19 @@ class WorkerPool:
                 self._replace(w)
             elif not w.ready and now - w.started > START_TIMEOUT:
                 self._replace(w)
-                if all(not x.ready for x in self._workers):
-                    while queue:  # workers cannot start at all: fail closed, never hang
-                        item = queue.popleft()
-                        results[item.key] = ("timeout", item.spent)
+                self._start_failures += 1
+
+    def _fail_closed(self, queue: deque, results: dict) -> None:
+        """Workers cannot start (e.g. an unguarded caller script under spawn): score 0, never hang."""
+        warnings.warn(
+            "rlvr.verify: symbolic-fallback workers failed to start; undecided items are scored "
+            "0 with reason 'timeout'",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        while queue:
+            item = queue.popleft()
+            results[item.key] = ("timeout", item.spent)
 
     def _receive(self, w: _Worker, queue: deque, results: dict) -> None:
         try:
@@ -218,6 +234,7 @@ class WorkerPool:
             return
         if msg[0] == "ready" and not w.ready:
             w.ready = True
+            self._start_failures = 0
             return
         key, reason = msg
         item = w.task
@@ -228,6 +245,8 @@ class WorkerPool:
 
     def _died(self, w: _Worker, queue: deque, results: dict) -> None:
         item = w.task
+        if not w.ready:
+            self._start_failures += 1
         self._replace(w)
         if item is None:
             return

@@ -63,6 +63,37 @@ def _numeric_disagree(gold, pred) -> bool:
         return False
 
 
+_PROBES = ((7, 3), (11, 5))  # two probe points: each symbol k gets (a + k) / b
+
+
+def _probe_differs(gold, pred) -> bool:
+    """True when two plain expressions take clearly different values at two probe points.
+
+    Two expressions that are identically equal agree wherever both are defined, so disagreeing at
+    two points proves them different; this answers most wrong symbolic answers without
+    math-verify's ``simplify``. Anything else (relations, sets, undefined values) is "no evidence".
+    """
+    import sympy
+
+    try:
+        g, p = gold[0], pred[0]
+        if not (isinstance(g, sympy.Expr) and isinstance(p, sympy.Expr)):
+            return False
+        symbols = sorted(g.free_symbols | p.free_symbols, key=str)
+        if len(symbols) > 12:
+            return False
+        for a, b in _PROBES:
+            point = {sym: sympy.Rational(a + k, b) for k, sym in enumerate(symbols)}
+            gv = complex(g.evalf(30, subs=point))
+            pv = complex(p.evalf(30, subs=point))
+            scale = max(1.0, abs(gv), abs(pv))
+            if not abs(gv - pv) > 1e-9 * scale:
+                return False
+        return True
+    except Exception:  # noqa: BLE001 - undefined at the probe, non-numeric, overflow: no evidence
+        return False
+
+
 def _solved_form(expr) -> bool:
     """A relation counts only in solved form: the variable alone on one side, constants on the other.
 
@@ -90,6 +121,8 @@ def judge(pred: str, gold: str, interval_relations: bool = True) -> str:
     import sympy
 
     if isinstance(gold_parsed[0], sympy.Set) and not _solved_form(pred_parsed[0]):
+        return "mismatch"
+    if _probe_differs(gold_parsed, pred_parsed):
         return "mismatch"
     ok = verify(
         gold_parsed,

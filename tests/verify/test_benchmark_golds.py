@@ -1,0 +1,32 @@
+"""Every gold of the six shared benchmark files round-trips: accepted when given back boxed and in a
+few equivalent spellings, rejected when its last digit is changed."""
+
+from __future__ import annotations
+
+import pytest
+from benchmark_golds import DATASETS, equivalent_spellings, load_golds, perturbed
+
+EXPECTED_ROWS = {"math500": 500, "aime24": 30, "aime25": 30, "amc23": 40, "minerva": 272, "olympiadbench": 675}
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_gold_round_trip(name, shared_data, verifiers):
+    golds = load_golds(shared_data, name)
+    assert len(golds) == EXPECTED_ROWS[name]
+    preds, gold_col, expected = [], [], []
+    for gold in golds:
+        for spelling in equivalent_spellings(gold):
+            preds.append(spelling)
+            gold_col.append(gold)
+            expected.append(True)
+        preds.append(perturbed(gold))
+        gold_col.append(gold)
+        expected.append(False)
+    results = verifiers(DATASETS[name][2]).verify_batch(preds, gold_col)
+    wrong = [
+        (gold, pred[-80:], res.reason)
+        for pred, gold, want, res in zip(preds, gold_col, expected, results)
+        if (res.score == 1.0) != want
+    ]
+    assert wrong == []
+    assert max(r.seconds for r in results) <= 2.0 + 0.5  # timeout plus scheduling slack
