@@ -1,0 +1,238 @@
+"""The training backend: DeepSpeed ZeRO 0-3 behind a few verbs. Stage files never import deepspeed.
+
+    backend = DeepSpeedBackend.wrap(model, world=..., config=..., optim=..., total_steps=...)
+    for micro_batch in global_batch:          # exactly `grad_accum` micro-batches per step
+        loss = (token_losses * mask).sum() / global_token_count
+        backend.backward(loss)
+    stats = backend.step()                    # optimizer + lr schedule update
+
+Loss scaling contract (the fix for "loss changes with gradient accumulation / data parallelism"):
+the stage passes losses already divided by the *global* denominator of the step (e.g. the number of
+loss tokens over all micro-batches of all ranks). DeepSpeed would divide by grad_accum and average
+gradients over ranks; `backward` undoes both, so the summed gradient is exactly d(sum of token
+losses)/d(theta) / global_count, whatever the split into micro-batches and ranks.
+
+CPU specifics (docs: environment.md §2): gloo, the client torch AdamW (DeepSpeed's CPU optimizers are
+JIT-compiled), the shared-memory comm op build is skipped, and `close()` destroys the engine before
+the process group to avoid the ZeRO-3 exit-time abort.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import math
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rlvr.config import BackendConfig, OptimConfig
+from rlvr.world import World
+
+
+def lr_factor(step: int, total: int, warmup: int, schedule: str, min_ratio: float) -> float:
+    """Multiplier of the base lr at optimizer step `step` (0-based): linear warm-up over `warmup`
+    steps, then constant, cosine or linear decay to `min_ratio` at `total`."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    if schedule == "cosine":
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    if schedule == "linear":
+        return min_ratio + (1 - min_ratio) * (1 - progress)
+    raise ValueError(f"unknown lr schedule {schedule!r}")
+
+
+class _Schedule:
+    """A picklable lr lambda (so LambdaLR's state_dict records it)."""
+
+    def __init__(self, total: int, warmup: int, schedule: str, min_ratio: float):
+        self.total, self.warmup, self.schedule, self.min_ratio = total, warmup, schedule, min_ratio
+
+    def __call__(self, step: int) -> float:
+        return lr_factor(step, self.total, self.warmup, self.schedule, self.min_ratio)
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """No weight decay on biases and norm weights (1-D tensors), as is standard."""
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim < 2 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def init_deepspeed(world: World) -> None:
+    """Initialise deepspeed.comm on top of the world (single process included)."""
+    import deepspeed
+
+    if not torch.cuda.is_available():
+        # Skip the ~25 s JIT build of the optional shared-memory comm op on CPU (environment.md §2).
+        importlib.import_module("deepspeed.comm.torch").build_shm_op = lambda: None
+    if not world.distributed and not torch.distributed.is_initialized():
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", str(_free_port()))
+        os.environ.setdefault("RANK", "0")
+        os.environ.setdefault("LOCAL_RANK", "0")
+        os.environ.setdefault("WORLD_SIZE", "1")
+    world.init()
+    deepspeed.init_distributed(dist_backend=world.dist_backend, auto_mpi_discovery=False)
+
+
+@dataclass
+class StepStats:
+    lr: float
+    grad_norm: float | None
+
+
+class DeepSpeedBackend:
+    """One model under DeepSpeed with its optimizer and lr schedule."""
+
+    def __init__(self, engine: Any, world: World, zero_stage: int, grad_accum: int, micro_batch_size: int):
+        self.engine = engine
+        self.world = world
+        self.zero_stage = zero_stage
+        self.grad_accum = grad_accum
+        self.micro_batch_size = micro_batch_size
+        self._micro = 0
+
+    @classmethod
+    def wrap(cls, model: torch.nn.Module, *, world: World, config: BackendConfig, optim: OptimConfig,
+             dtype: str, total_steps: int, micro_batch_size: int | None = None,
+             grad_accum: int | None = None) -> DeepSpeedBackend:
+        import deepspeed
+
+        init_deepspeed(world)
+        micro = micro_batch_size or config.micro_batch_size
+        gas = grad_accum or config.grad_accum
+        zero: dict[str, Any] = {"stage": config.zero_stage}
+        if config.zero_stage == 3:
+            zero["stage3_gather_16bit_weights_on_model_save"] = True
+        if config.offload_optimizer:
+            zero["offload_optimizer"] = {"device": "cpu", "pin_memory": torch.cuda.is_available()}
+        ds_config = {
+            "train_micro_batch_size_per_gpu": micro,
+            "gradient_accumulation_steps": gas,
+            "train_batch_size": micro * gas * world.world_size,
+            "gradient_clipping": optim.grad_clip,
+            "zero_optimization": zero,
+            "bf16": {"enabled": dtype == "bfloat16"},
+            "fp16": {"enabled": dtype == "float16", "auto_cast": False},
+            "zero_allow_untested_optimizer": True,
+            "steps_per_print": 10**9,
+            "wall_clock_breakdown": False,
+        }
+        if config.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.config.use_cache = False
+        optimizer = torch.optim.AdamW(
+            _param_groups(model, optim.weight_decay), lr=optim.lr, betas=optim.betas, eps=optim.eps
+        )
+        warmup = int(round(optim.warmup_ratio * total_steps))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, _Schedule(total_steps, warmup, optim.schedule, optim.min_lr_ratio)
+        )
+        engine, _, _, _ = deepspeed.initialize(
+            model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config
+        )
+        return cls(engine, world, config.zero_stage, gas, micro)
+
+    # ------------------------------------------------------------------ training verbs
+    @property
+    def module(self) -> torch.nn.Module:
+        return self.engine.module
+
+    @property
+    def device(self) -> torch.device:
+        return self.engine.device
+
+    def train(self, mode: bool = True) -> None:
+        self.engine.train(mode)
+
+    def forward(self, **inputs: Any) -> Any:
+        return self.engine(**inputs)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Backward of one micro-batch whose loss is normalised by the step's global denominator."""
+        if self._micro >= self.grad_accum:
+            raise RuntimeError(f"backward called more than grad_accum={self.grad_accum} times before step()")
+        self.engine.backward(loss * self.world.world_size, scale_wrt_gas=False)
+        self._micro += 1
+        if self._micro < self.grad_accum:
+            self.engine.step()  # not a boundary: DeepSpeed only advances its micro-step counter
+
+    def step(self) -> StepStats:
+        """Optimizer and lr-schedule update, after exactly grad_accum backward calls."""
+        if self._micro != self.grad_accum:
+            raise RuntimeError(f"step() after {self._micro} backward calls; expected grad_accum={self.grad_accum}")
+        self.engine.step()
+        self._micro = 0
+        norm = self.engine.get_global_grad_norm()
+        norm = float(norm) if norm is not None else None
+        return StepStats(lr=self.lr, grad_norm=norm)
+
+    @property
+    def lr(self) -> float:
+        return float(self.engine.lr_scheduler.get_last_lr()[0])
+
+    # ------------------------------------------------------------------ state
+    def save_state(self, directory: str | Path) -> None:
+        """Resumable state (sharded weights, optimizer, lr schedule) into `directory` (all ranks call)."""
+        self.engine.save_checkpoint(str(directory), tag="deepspeed", client_state={}, save_latest=False)
+
+    def load_state(self, directory: str | Path) -> None:
+        path, _ = self.engine.load_checkpoint(
+            str(directory), tag="deepspeed", load_optimizer_states=True, load_lr_scheduler_states=True
+        )
+        if path is None:
+            raise FileNotFoundError(f"no DeepSpeed state under {directory}")
+
+    def iter_full_params(self) -> Iterator[tuple[str, torch.Tensor]]:
+        """Full (unsharded) parameters and persistent buffers one at a time, as CPU tensors.
+        Under ZeRO-3 each parameter is gathered on its own and re-partitioned right after, so the
+        whole model never sits twice in memory. Every rank must iterate (the gathers are
+        collective); every rank receives the tensors."""
+        import deepspeed
+
+        module = self.engine.module
+        for name, param in module.named_parameters():
+            with deepspeed.zero.GatheredParameters([param], enabled=self.zero_stage == 3):
+                yield name, param.detach().to("cpu", copy=True)
+        persistent = set(module.state_dict().keys())
+        for name, buf in module.named_buffers():
+            if name in persistent:
+                yield name, buf.detach().to("cpu", copy=True)
+
+    def export_hf(self, directory: str | Path, tokenizer: Any) -> None:
+        """A Hugging Face checkpoint (safetensors + config + tokenizer) of the current weights;
+        rank 0 writes it, every rank takes part in gathering."""
+        state = {}
+        for name, tensor in self.iter_full_params():
+            if self.world.is_main:
+                state[name] = tensor
+        if self.world.is_main:
+            out = Path(directory)
+            out.mkdir(parents=True, exist_ok=True)
+            self.engine.module.save_pretrained(out, state_dict=state, safe_serialization=True)
+            tokenizer.save_pretrained(out)
+        self.world.barrier()
+
+    def close(self) -> None:
+        """Free the engine (before the process group goes away; avoids the ZeRO-3 exit abort)."""
+        if self.engine is not None:
+            self.engine.destroy()
+            self.engine = None
+            gc.collect()

@@ -1,0 +1,98 @@
+"""Resumable step checkpoints: weights, optimizer, lr schedule (DeepSpeed state), the step counter
+and data position (trainer_state.json), and every rank's RNG state.
+
+Writes are atomic: everything goes to `checkpoints/.tmp-step-N/`, then rank 0 renames it to
+`step-N/`, so a run killed mid-save leaves either the previous checkpoint or a complete new one,
+never a half-written `step-N`. RNG states are stored with safetensors and JSON (no pickle); the
+DeepSpeed shards are the files DeepSpeed writes for its own resume, read back only from this run's
+own directory.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rlvr.rundir import write_atomic
+from rlvr.world import World
+
+STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+def list_checkpoints(directory: Path) -> list[tuple[int, Path]]:
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := STEP_DIR.match(p.name)) and p.is_dir()]
+    return sorted(found)
+
+
+def latest_checkpoint(directory: Path) -> Path | None:
+    found = list_checkpoints(directory)
+    return found[-1][1] if found else None
+
+
+def _rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"cuda{i}"] = s
+    version, state, gauss = random.getstate()
+    return tensors, {"python": [version, list(state), gauss]}
+
+
+def _set_rng_state(tensors: dict[str, torch.Tensor], extra: dict[str, Any]) -> None:
+    torch.set_rng_state(tensors["torch"])
+    cuda = [tensors[k] for k in sorted(k for k in tensors if k.startswith("cuda"))]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+    version, state, gauss = extra["python"]
+    random.setstate((version, tuple(state), gauss))
+
+
+def save_checkpoint(backend: Any, directory: Path, step: int, state: dict[str, Any], world: World,
+                    keep: int) -> Path:
+    """Collective: every rank calls it. Returns the final `step-N` path."""
+    from safetensors.torch import save_file
+
+    tmp, final = directory / f".tmp-step-{step}", directory / f"step-{step}"
+    if world.is_main:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    world.barrier()
+    backend.save_state(tmp)
+    tensors, extra = _rng_state()
+    save_file(tensors, str(tmp / f"rng-rank{world.rank}.safetensors"))
+    (tmp / f"rng-rank{world.rank}.json").write_text(json.dumps(extra))
+    world.barrier()
+    if world.is_main:
+        write_atomic(tmp / "trainer_state.json", json.dumps({"step": step, "world_size": world.world_size, **state}, indent=2))
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+        for _, old in list_checkpoints(directory)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    world.barrier()
+    return final
+
+
+def load_checkpoint(backend: Any, path: Path, world: World) -> dict[str, Any]:
+    """Restore weights/optimizer/schedule and this rank's RNG; returns trainer_state.json."""
+    from safetensors.torch import load_file
+
+    state = json.loads((path / "trainer_state.json").read_text())
+    if state.get("world_size", world.world_size) != world.world_size:
+        raise RuntimeError(
+            f"{path} was written by {state['world_size']} ranks, this run has {world.world_size}; "
+            "resume with the same number of ranks"
+        )
+    backend.load_state(path)
+    rng = path / f"rng-rank{world.rank}.safetensors"
+    if rng.is_file():
+        _set_rng_state(load_file(str(rng)), json.loads((path / f"rng-rank{world.rank}.json").read_text()))
+    return state

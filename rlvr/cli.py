@@ -1,0 +1,159 @@
+"""The `rlvr` command line.
+
+Parsing and recipe validation happen here, before torch, DeepSpeed or vLLM are imported, so
+`rlvr --help` and config errors answer in well under a second. Heavy modules are imported only
+inside the verb that needs them.
+
+Exit codes: 0 success, 1 runtime failure, 2 bad input (config errors, missing files, unbuilt verbs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run a recipe's stages in order",
+        description="Run every stage of RECIPE in order, writing the run directory "
+        "(config.yaml, metrics.jsonl, stages/<name>/..., summary.json).",
+    )
+    p.add_argument("recipe", type=Path, help="recipe YAML file")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value by dotted path, e.g. --set stages.sft.optim.lr=2e-5 "
+        "(list items by index or stage name; VALUE is parsed as YAML); repeatable",
+    )
+    p.add_argument("--run-dir", type=Path, help="run directory (default: the recipe's run_dir)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a run: finished stages are skipped, the running one restarts from its last "
+        "checkpoint (without --run-dir: the newest run of this recipe)",
+    )
+    p.add_argument("--from-stage", metavar="NAME", help="start at stage NAME, reusing earlier stages' outputs")
+
+
+def _add_validate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("validate", help="check recipes without running them")
+    p.add_argument("recipes", type=Path, nargs="+", help="recipe YAML files")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+
+def _add_verify(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "verify",
+        help="judge predictions against gold answers with the shared math verifier",
+        description="Read JSONL rows with `prediction` and `gold` (optional `id`, `correct`), "
+        "write them back with `score`, `answer`, `reason`, `seconds`.",
+    )
+    p.add_argument("--in", dest="inp", type=Path, required=True, help="input JSONL")
+    p.add_argument("--out", type=Path, required=True, help="output JSONL")
+    p.add_argument("--workers", type=int, default=None, help="symbolic-fallback worker processes")
+    p.add_argument("--timeout", type=float, default=None, help="hard per-item wall-clock limit, seconds")
+    p.add_argument("--policy", default=None, help="grading policy name (see docs/verifier.md)")
+
+
+def _add_placeholder(sub: argparse._SubParsersAction, name: str, help_: str) -> None:
+    p = sub.add_parser(name, help=f"{help_} (not built yet)")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rlvr",
+        description="Reasoning-RL post-training for small language models: "
+        "mid-training, SFT, rollout DPO and RLVR recipes on DeepSpeed + vLLM.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    _add_run(sub)
+    _add_validate(sub)
+    _add_verify(sub)
+    _add_placeholder(sub, "eval", "evaluation sweeps over MATH500/AIME/AMC/Minerva/OlympiadBench")
+    _add_placeholder(sub, "report", "report.md, scores.csv and plots for a run or eval directory")
+    return parser
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from rlvr.config import ConfigError, load_recipe
+
+    status = EXIT_OK
+    for path in args.recipes:
+        try:
+            recipe = load_recipe(path, args.overrides)
+        except ConfigError as err:
+            print(err.render(), file=sys.stderr)
+            status = EXIT_USAGE
+            continue
+        kinds = ", ".join(f"{s.name}:{s.type}" for s in recipe.stages)
+        print(f"{path}: ok ({recipe.name}; stages {kinds})")
+    return status
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from rlvr.config import ConfigError, load_recipe
+
+    try:
+        recipe = load_recipe(args.recipe, args.overrides)
+    except ConfigError as err:
+        print(err.render(), file=sys.stderr)
+        return EXIT_USAGE
+    from rlvr.runner import RunError, run_recipe  # heavy imports start here
+
+    try:
+        run_recipe(recipe, run_dir=args.run_dir, resume=args.resume, from_stage=args.from_stage)
+    except RunError as err:
+        print(f"rlvr run: {err}", file=sys.stderr)
+        return err.exit_code
+    return EXIT_OK
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from rlvr.verify.cli import run as verify_run
+
+    return verify_run(args)
+
+
+def _cmd_placeholder(args: argparse.Namespace) -> int:
+    print(
+        f"rlvr {args.verb}: this verb is not built yet (see the project's open issues); nothing was done.",
+        file=sys.stderr,
+    )
+    return EXIT_USAGE
+
+
+COMMANDS = {
+    "run": _cmd_run,
+    "validate": _cmd_validate,
+    "verify": _cmd_verify,
+    "eval": _cmd_placeholder,
+    "report": _cmd_placeholder,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from rlvr import __version__
+
+        print(f"rlvr {__version__}")
+        return EXIT_OK
+    if args.verb is None:
+        parser.print_help()
+        return EXIT_USAGE
+    return COMMANDS[args.verb](args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

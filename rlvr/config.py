@@ -1,0 +1,468 @@
+"""Typed recipe schema, YAML loading, `--set` overrides and error reporting.
+
+A recipe is one YAML file: `name`, `seed`, `run_dir`, `model`, `tracking`, `backend` and an ordered
+list of `stages`. Every section is a pydantic model with `extra="forbid"`, so a misspelt key is an
+error, and every default lives here. `load_recipe` reports *all* problems at once as
+`path.to.key: message` lines (ConfigError), before anything heavy is imported.
+
+This module imports only pydantic and yaml: it must stay cheap (the CLI validates before torch).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PLANNED_STAGE_TYPES = ("dpo", "rlvr", "eval")  # in the schema once their stage files land
+
+
+class ConfigError(Exception):
+    """Every problem found in a recipe, each as `key.path: what is wrong (and how to fix it)`."""
+
+    def __init__(self, problems: list[str], source: str | Path | None = None):
+        self.problems = problems
+        self.source = str(source) if source is not None else "recipe"
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        n = len(self.problems)
+        head = f"{self.source}: {n} problem{'s' if n != 1 else ''} in the recipe:"
+        return "\n".join([head, *(f"  {p}" for p in self.problems)])
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# model, tracking, backend
+
+
+class TinyModelSpec(Strict):
+    """A Qwen2-architecture model and byte-level BPE tokenizer built locally and deterministically."""
+
+    hidden_size: int = Field(128, ge=32)
+    num_layers: int = Field(4, ge=1)
+    num_heads: int = Field(4, ge=1)
+    num_kv_heads: int = Field(2, ge=1)
+    intermediate_size: int = Field(384, ge=1)
+    max_position_embeddings: int = Field(1024, ge=64)
+    vocab_size: int = Field(512, ge=300, le=8192)
+    """Target BPE vocabulary (special tokens included)."""
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _heads(self) -> TinyModelSpec:
+        problems = []
+        if self.hidden_size % self.num_heads:
+            problems.append(f"hidden_size {self.hidden_size} must be divisible by num_heads {self.num_heads}")
+        elif self.hidden_size // self.num_heads < 32:
+            problems.append(
+                f"head size {self.hidden_size // self.num_heads} < 32: vLLM's CPU attention needs head size "
+                f">= 32 (use fewer heads or a larger hidden_size)"
+            )
+        if self.num_heads % self.num_kv_heads:
+            problems.append(f"num_heads {self.num_heads} must be divisible by num_kv_heads {self.num_kv_heads}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class ModelConfig(Strict):
+    """The starting model: a hub id or local path (`name`), or a locally built `tiny` model."""
+
+    name: str | None = None
+    """Hugging Face hub id (e.g. Qwen/Qwen2.5-Math-1.5B) or a local directory."""
+    tiny: TinyModelSpec | None = None
+    dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
+    """Training precision. bfloat16 trains with fp32 master weights in the optimizer."""
+    revision: str | None = None
+    trust_remote_code: bool = False
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelConfig:
+        if (self.name is None) == (self.tiny is None):
+            raise ValueError("give exactly one of `name` (hub id or local path) or `tiny` (a local tiny model)")
+        return self
+
+
+class TrackingConfig(Strict):
+    project: str = "rlvr"
+    entity: str | None = None
+    mode: Literal["online", "offline", "disabled"] = "disabled"
+    """wandb mode; metrics.jsonl and the console are always written."""
+    log_every: int = Field(1, ge=1)
+
+
+class BackendConfig(Strict):
+    """DeepSpeed settings shared by all stages (a stage may override micro_batch_size/grad_accum)."""
+
+    zero_stage: Literal[0, 1, 2, 3] = 2
+    gradient_checkpointing: bool = False
+    micro_batch_size: int = Field(4, ge=1)
+    """Sequences per rank per forward/backward."""
+    grad_accum: int = Field(1, ge=1)
+    """Micro-batches per optimizer step. Global batch = micro_batch_size * grad_accum * world size."""
+    offload_optimizer: bool = False
+    """ZeRO-Offload of optimizer state to CPU (GPU only; DeepSpeed's CPU Adam is JIT-built on first use)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# pieces shared by stages
+
+
+class OptimConfig(Strict):
+    lr: float = Field(1e-5, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0)
+    grad_clip: float = Field(1.0, ge=0)
+    """Max global grad norm; 0 disables clipping."""
+    schedule: Literal["constant", "cosine", "linear"] = "cosine"
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    """Fraction of the stage's steps spent in linear warm-up."""
+    min_lr_ratio: float = Field(0.0, ge=0, le=1)
+    """For cosine/linear decay: the final lr as a fraction of lr."""
+
+
+class ToyData(Strict):
+    """The synthetic arithmetic task (rlvr/data/toy.py)."""
+
+    split: Literal["train", "test"] = "train"
+    n: int = Field(2000, ge=1)
+    levels: list[Annotated[int, Field(ge=1, le=6)]] = Field(default_factory=lambda: [1, 2, 3, 4])
+    seed: int = 0
+
+
+FIELD_PRESETS: dict[str, dict[str, str]] = {
+    # canonical field -> dotted source path (integers index lists)
+    "problem_solution": {"prompt": "problem", "response": "solution", "answer": "answer"},
+    "messages": {"messages": "messages"},
+    "verl": {"prompt": "prompt.0.content", "answer": "reward_model.ground_truth"},
+    "text": {"text": "text"},
+    "sharegpt": {"messages": "conversations"},  # [{from: human|gpt|user|assistant|system, value}]
+}
+CANONICAL_FIELDS = ("prompt", "response", "answer", "messages", "text")
+
+
+class DataConfig(Strict):
+    """Where a stage's rows come from: exactly one of `toy`, `path` (local JSONL/JSON/parquet),
+    `hub` (a Hugging Face dataset id) or `spec` (a dataset spec YAML in data/ holding these same keys)."""
+
+    toy: ToyData | None = None
+    path: str | None = None
+    hub: str | None = None
+    spec: str | None = None
+    config: str | None = None
+    """Hub dataset config name."""
+    split: str = "train"
+    preset: Literal["problem_solution", "messages", "verl", "text", "sharegpt"] = "problem_solution"
+    """Field mapping preset (FIELD_PRESETS); `fields` entries override it."""
+    fields: dict[str, str] = Field(default_factory=dict)
+    """canonical field (prompt, response, answer, messages, text) -> dotted source path, e.g.
+    {answer: reward_model.ground_truth, prompt: prompt.0.content}."""
+    limit: int | None = Field(None, ge=1)
+    """Use only the first N rows."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        given = [k for k in ("toy", "path", "hub", "spec") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one data source of toy, path, hub, spec (got {given or 'none'})")
+        bad = sorted(set(self.fields) - set(CANONICAL_FIELDS))
+        if bad:
+            raise ValueError(f"unknown canonical field(s) {bad} in `fields`; allowed: {list(CANONICAL_FIELDS)}")
+        return self
+
+    def mapping(self) -> dict[str, str]:
+        return {**FIELD_PRESETS[self.preset], **self.fields}
+
+
+class _StageCommon(Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    init: str = "previous"
+    """Input model: `previous` (the previous stage's output, or the recipe model for the first
+    stage), `base` (the recipe model), another stage's name, or a model path / hub id."""
+    max_steps: int | None = Field(None, ge=1)
+    """Optimizer steps; when unset, derived from `epochs`."""
+    epochs: float = Field(1.0, gt=0)
+    micro_batch_size: int | None = Field(None, ge=1)
+    """Overrides backend.micro_batch_size for this stage."""
+    grad_accum: int | None = Field(None, ge=1)
+    """Overrides backend.grad_accum for this stage."""
+    save_every: int = Field(0, ge=0)
+    """Write a resumable checkpoint every N steps (0: only at the end of the stage)."""
+    keep_checkpoints: int = Field(2, ge=1)
+    """How many step checkpoints to keep (oldest are deleted)."""
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+
+
+class MidtrainStage(_StageCommon):
+    """Causal-LM mid-training on long chain-of-thought text, packed to fixed-length sequences."""
+
+    type: Literal["midtrain"]
+    data: DataConfig
+    seq_len: int = Field(2048, ge=16)
+    packing: bool = True
+    """Pack documents into seq_len rows (attention stays within each document)."""
+
+
+class SftStage(_StageCommon):
+    """Supervised fine-tuning on chat-formatted prompt -> response, loss on response tokens only."""
+
+    type: Literal["sft"]
+    data: DataConfig
+    max_len: int = Field(2048, ge=16)
+    """Examples longer than this are dropped (counted and reported), never silently cut."""
+    packing: bool = False
+    """Off by default, as in Phi-4-Mini-Reasoning's SFT, so the model learns where to stop."""
+    system_prompt: str | None = None
+
+
+Stage = Annotated[MidtrainStage | SftStage, Field(discriminator="type")]
+STAGE_TYPES = ("midtrain", "sft")
+
+
+class Recipe(Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = 0
+    run_dir: str = "runs/{name}-{time}"
+    """Run directory; `{name}` and `{time}` (YYYYmmdd-HHMMSS) are filled in. --run-dir overrides it."""
+    model: ModelConfig
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    backend: BackendConfig = Field(default_factory=BackendConfig)
+    stages: list[Stage] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _stage_names(self) -> Recipe:
+        seen: dict[str, int] = {}
+        problems = []
+        for i, stage in enumerate(self.stages):
+            if stage.name in seen:
+                problems.append(f"stages[{i}].name: duplicate stage name '{stage.name}' (also stages[{seen[stage.name]}])")
+            seen.setdefault(stage.name, i)
+            if stage.init not in ("previous", "base") and stage.init in seen and seen[stage.init] >= i:
+                problems.append(f"stages[{i}].init: stage '{stage.init}' runs later; a stage can start only from an earlier one")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def stage(self, name: str) -> MidtrainStage | SftStage:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+
+# --------------------------------------------------------------------------------------------------
+# loading, overrides, error formatting
+
+_MESSAGES = {
+    "greater_than": "must be > {gt}, got {input!r}",
+    "greater_than_equal": "must be >= {ge}, got {input!r}",
+    "less_than": "must be < {lt}, got {input!r}",
+    "less_than_equal": "must be <= {le}, got {input!r}",
+    "extra_forbidden": "unknown key (check the spelling; see the schema in rlvr/config.py or the README)",
+    "missing": "required key is missing",
+    "literal_error": "must be one of {expected}, got {input!r}",
+}
+
+
+def _loc_str(loc: tuple[Any, ...], data: Any) -> str:
+    """('stages', 2, 'sft', 'optim', 'lr') -> 'stages[2].optim.lr' (drops union tags)."""
+    out, node = "", data
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            continue
+        if isinstance(node, dict) and part not in node and part in STAGE_TYPES and node.get("type") == part:
+            continue  # discriminated-union tag
+        if part.startswith("function-") or part in ("tagged-union",):
+            continue
+        out += f".{part}" if out else str(part)
+        node = node.get(part) if isinstance(node, dict) else None
+    return out or "recipe"
+
+
+def _num(v: Any) -> Any:
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
+def _message(err: dict[str, Any]) -> str:
+    kind = err["type"]
+    ctx = {k: _num(v) for k, v in {**err.get("ctx", {}), "input": err.get("input")}.items()}
+    if kind == "union_tag_invalid":
+        tag = ctx.get("tag")
+        if tag in PLANNED_STAGE_TYPES:
+            return f"stage type '{tag}' is planned but not built yet; available: {', '.join(STAGE_TYPES)}"
+        return f"unknown stage type '{tag}'; expected one of {', '.join(STAGE_TYPES)}"
+    if kind == "union_tag_not_found":
+        return f"stage needs a `type` (one of {', '.join(STAGE_TYPES)})"
+    if kind in _MESSAGES:
+        try:
+            return _MESSAGES[kind].format(**ctx)
+        except (KeyError, IndexError):
+            pass
+    msg = err["msg"]
+    return msg.removeprefix("Value error, ")
+
+
+def format_validation_error(exc: ValidationError, data: Any) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        where = _loc_str(tuple(err["loc"]), data)
+        for line in _message(err).split("\n"):
+            if re.match(r"^stages\[\d+\]\.", line):
+                problems.append(line)  # a model validator already named the key
+            else:
+                problems.append(f"{where}: {line}")
+    return problems
+
+
+def _parse_path(key: str) -> list[str]:
+    # a.b[2].c -> ['a', 'b', '2', 'c']
+    return [p for p in re.split(r"\.|\[|\]", key) if p != ""]
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> None:
+    """Apply one `a.b.c=value` override in place. List items by index or, under `stages`, by name."""
+    if "=" not in assignment:
+        raise ValueError(f"--set {assignment!r}: expected KEY=VALUE")
+    key, raw = assignment.split("=", 1)
+    parts = _parse_path(key.strip())
+    if not parts:
+        raise ValueError(f"--set {assignment!r}: empty key")
+    value = _parse_value(raw)
+    node: Any = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        where = ".".join(parts[: i + 1])
+        if isinstance(node, list):
+            idx = _list_index(node, part, where)
+            if last:
+                node[idx] = value
+            else:
+                node = node[idx]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                if node.get(part) is None:
+                    node[part] = {}
+                node = node[part]
+        else:
+            raise ValueError(f"--set {key}: '{'.'.join(parts[:i])}' is a value, not a section")
+
+
+def _parse_value(raw: str) -> Any:
+    """YAML, except that numbers YAML 1.1 leaves as strings (2e-6, 1e5) become floats."""
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value.strip()):
+        return float(value)
+    return value
+
+
+def _list_index(node: list[Any], part: str, where: str) -> int:
+    if part.lstrip("-").isdigit():
+        idx = int(part)
+        if not -len(node) <= idx < len(node):
+            raise ValueError(f"--set {where}: index {idx} out of range (list has {len(node)} items)")
+        return idx
+    names = [item.get("name") for item in node if isinstance(item, dict)]
+    if part in names:
+        return names.index(part)
+    raise ValueError(f"--set {where}: no item named '{part}' (names: {', '.join(map(str, names))})")
+
+
+def load_recipe_data(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError([f"file not found: {path}"], path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError([f"not valid YAML: {err}"], path) from None
+    if not isinstance(data, dict):
+        raise ConfigError(["a recipe must be a YAML mapping with name, model and stages"], path)
+    return data
+
+
+def _raw_duplicate_names(data: dict[str, Any]) -> list[str]:
+    """Duplicate stage names, found on the raw data so they are reported with every other problem
+    (pydantic skips the model validator when a field fails)."""
+    seen: dict[str, int] = {}
+    problems = []
+    for i, stage in enumerate(data.get("stages") or []):
+        name = stage.get("name") if isinstance(stage, dict) else None
+        if isinstance(name, str):
+            if name in seen:
+                problems.append(f"stages[{i}].name: duplicate stage name '{name}' (also stages[{seen[name]}])")
+            seen.setdefault(name, i)
+    return problems
+
+
+def validate_recipe(data: dict[str, Any], source: str | Path = "recipe") -> Recipe:
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        problems = format_validation_error(exc, data)
+        problems += [p for p in _raw_duplicate_names(data) if p not in problems]
+        raise ConfigError(problems, source) from None
+
+
+def find_data_spec(spec: str, base: Path | None = None) -> Path | None:
+    """A dataset spec by path, or by name in a `data/` folder (beside the recipe's folder, the
+    current directory, or the rlvr checkout)."""
+    candidates = [Path(spec)]
+    if base is not None:
+        candidates.append(base / spec)
+    if not spec.endswith((".yaml", ".yml")) and "/" not in spec:
+        for root in ([base.parent] if base is not None else []) + [Path.cwd(), Path(__file__).resolve().parents[1]]:
+            candidates.append(root / "data" / f"{spec}.yaml")
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def _expand_data_specs(data: dict[str, Any], base: Path | None, problems: list[str]) -> None:
+    """Replace `data: {spec: NAME, ...}` by the spec file's keys, updated with the other keys given."""
+    stages = data.get("stages")
+    if not isinstance(stages, list):
+        return
+    for i, stage in enumerate(stages):
+        block = stage.get("data") if isinstance(stage, dict) else None
+        if not isinstance(block, dict) or not isinstance(block.get("spec"), str):
+            continue
+        found = find_data_spec(block["spec"], base)
+        if found is None:
+            problems.append(f"stages[{i}].data.spec: dataset spec '{block['spec']}' not found (looked for a path, then data/{block['spec']}.yaml)")
+            continue
+        spec = yaml.safe_load(found.read_text()) or {}
+        if not isinstance(spec, dict):
+            problems.append(f"stages[{i}].data.spec: {found} is not a YAML mapping")
+            continue
+        spec.pop("description", None)
+        stage["data"] = {**spec, **{k: v for k, v in block.items() if k != "spec"}}
+
+
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Read, override and validate a recipe; raises ConfigError listing every problem."""
+    data = load_recipe_data(path)
+    problems: list[str] = []
+    for assignment in overrides:
+        try:
+            apply_override(data, assignment)
+        except ValueError as err:
+            problems.append(str(err))
+    _expand_data_specs(data, Path(path).resolve().parent, problems)
+    if problems:
+        raise ConfigError(problems, path)
+    return validate_recipe(data, path)
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    """The fully resolved recipe (every default filled in) as YAML."""
+    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)

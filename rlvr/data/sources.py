@@ -1,0 +1,128 @@
+"""Rows for a stage: from the toy task, a local JSONL/JSON/parquet file, or a Hugging Face hub dataset,
+mapped onto canonical fields (prompt, response, answer, messages, text) by a preset plus overrides.
+
+A row that lacks a mapped field is an error naming the source, the row number and the field.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rlvr.config import DataConfig
+
+
+class DataError(ValueError):
+    pass
+
+
+def _get(row: Any, dotted: str) -> Any:
+    """row['a']['b'][0]['c'] for 'a.b.0.c'; raises KeyError naming the missing part."""
+    node = row
+    for part in dotted.split("."):
+        if isinstance(node, list | tuple) and part.lstrip("-").isdigit() and -len(node) <= int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        elif hasattr(node, "tolist") and part.isdigit():  # numpy arrays from parquet
+            node = node.tolist()[int(part)]
+        else:
+            raise KeyError(part)
+    if hasattr(node, "tolist"):
+        node = node.tolist()
+    return node
+
+
+def _read_local(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        rows = []
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path}:{n}: not valid JSON ({err.msg})") from None
+        return rows
+    if suffix == ".json":
+        data = json.loads(path.read_text())
+        if not isinstance(data, list):
+            raise DataError(f"{path}: expected a JSON list of rows")
+        return data
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    raise DataError(f"{path}: unsupported data file type {suffix!r} (use .jsonl, .json or .parquet)")
+
+
+def _read_hub(cfg: DataConfig) -> list[dict[str, Any]]:
+    import datasets
+
+    ds = datasets.load_dataset(cfg.hub, cfg.config, split=cfg.split)
+    return list(ds)
+
+
+def load_rows(cfg: DataConfig, *, base_dir: Path | None = None) -> list[dict[str, Any]]:
+    """Canonical rows for a stage. Toy rows are generated; other sources are read and mapped."""
+    if cfg.toy is not None:
+        from rlvr.data.toy import toy_rows
+
+        rows = toy_rows(cfg.toy.split, cfg.toy.n, cfg.toy.levels, cfg.toy.seed)
+        return rows[: cfg.limit] if cfg.limit else rows
+    if cfg.path is not None:
+        path = Path(cfg.path)
+        if not path.is_absolute() and not path.exists() and base_dir is not None:
+            path = base_dir / path
+        raw, where = _read_local(path), str(path)
+    elif cfg.hub is not None:
+        raw, where = _read_hub(cfg), f"hub:{cfg.hub}[{cfg.split}]"
+    else:
+        raise DataError("data.spec must be expanded by the recipe loader before loading rows")
+    if cfg.limit:
+        raw = raw[: cfg.limit]
+    return map_rows(raw, cfg.mapping(), where)
+
+
+def map_rows(raw: list[dict[str, Any]], mapping: dict[str, str], where: str) -> list[dict[str, Any]]:
+    out = []
+    for i, row in enumerate(raw):
+        mapped = {}
+        for canonical, source in mapping.items():
+            try:
+                value = _get(row, source)
+            except KeyError as err:
+                keys = ", ".join(sorted(row)) if isinstance(row, dict) else type(row).__name__
+                raise DataError(
+                    f"{where}: row {i}: field '{source}' (for {canonical}) is missing at '{err.args[0]}'; "
+                    f"the row has keys: {keys}. Map the right field with data.fields.{canonical}=<path> "
+                    f"or choose another data.preset."
+                ) from None
+            if canonical == "messages":
+                mapped[canonical] = to_messages(value, where, i)
+            else:
+                mapped[canonical] = "" if value is None else str(value)
+        out.append(mapped)
+    return out
+
+
+SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
+
+
+def to_messages(value: Any, where: str, i: int) -> list[dict[str, str]]:
+    """Chat messages as [{role, content}], accepting ShareGPT's [{from, value}] too."""
+    if not isinstance(value, list) or not value:
+        raise DataError(f"{where}: row {i}: messages must be a non-empty list, got {type(value).__name__}")
+    out = []
+    for m in value:
+        if isinstance(m, dict) and "role" in m and "content" in m:
+            out.append({"role": str(m["role"]), "content": str(m["content"])})
+        elif isinstance(m, dict) and m.get("from") in SHAREGPT_ROLES and "value" in m:
+            out.append({"role": SHAREGPT_ROLES[m["from"]], "content": str(m["value"])})
+        else:
+            raise DataError(f"{where}: row {i}: a message needs role/content (or ShareGPT from/value), got {m!r:.80}")
+    return out

@@ -1,0 +1,68 @@
+"""The run directory contract (read by later stages, `rlvr report`, and outside tools):
+
+    RUN_DIR/config.yaml                               the fully resolved recipe
+    RUN_DIR/metrics.jsonl                             one JSON object per logged step: stage, step, time, metrics
+    RUN_DIR/summary.json                              {"stages": [{name, type, status, steps, metrics, output}]}
+    RUN_DIR/base_model/                               the locally built model, for `model: {tiny: ...}`
+    RUN_DIR/stages/<name>/checkpoints/step-<N>/       resumable state (atomic: written as .tmp-step-N, renamed)
+    RUN_DIR/stages/<name>/final/                      Hugging Face checkpoint (safetensors + config + tokenizer)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RunDir:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.json"
+
+    @property
+    def base_model(self) -> Path:
+        return self.root / "base_model"
+
+    def stage(self, name: str) -> Path:
+        return self.root / "stages" / name
+
+    def final(self, name: str) -> Path:
+        return self.stage(name) / "final"
+
+    def checkpoints(self, name: str) -> Path:
+        return self.stage(name) / "checkpoints"
+
+    # ---------------------------------------------------------------- summary.json
+    def read_summary(self) -> dict[str, Any]:
+        if self.summary.is_file():
+            return json.loads(self.summary.read_text())
+        return {"stages": []}
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        write_atomic(self.summary, json.dumps(summary, indent=2) + "\n")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temp file and rename, so readers never see a half-written file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def now_stamp() -> str:
+    return time.strftime("%Y%m%d-%H%M%S")

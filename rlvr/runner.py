@@ -1,0 +1,194 @@
+"""Run a recipe: resolve the run directory, write config.yaml, run each stage in order, keep
+summary.json current, print the result table. Resume skips finished stages and restarts the
+running one from its newest checkpoint."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from rlvr.config import Recipe, dump_recipe
+from rlvr.rundir import RunDir, now_stamp, write_atomic
+from rlvr.stages import STAGES
+from rlvr.stages.context import StageContext
+from rlvr.tracking import Tracker
+from rlvr.world import World
+
+
+class RunError(Exception):
+    def __init__(self, message: str, exit_code: int = 2):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def quiet_libraries() -> None:
+    """Keep the console to rlvr's own lines: library progress bars and info logs off."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")  # say it, instead of DeepSpeed warning that it guessed
+    warnings.filterwarnings("ignore", message=".*torch_dtype.*")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    for name in ("DeepSpeed", "deepspeed", "torch.distributed"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def resolve_run_dir(recipe: Recipe, run_dir: Path | None, resume: bool) -> Path:
+    if run_dir is not None:
+        return Path(run_dir)
+    pattern = recipe.run_dir
+    if resume:
+        if "{time}" not in pattern:
+            return Path(pattern.format(name=recipe.name, time=""))
+        parent = Path(pattern.format(name=recipe.name, time="X")).parent
+        prefix = Path(pattern.format(name=recipe.name, time="")).name
+        runs = sorted(p for p in parent.glob(prefix + "*") if (p / "summary.json").is_file())
+        if not runs:
+            raise RunError(f"--resume: no earlier run of '{recipe.name}' under {parent}/ ; pass --run-dir")
+        return runs[-1]
+    return Path(pattern.format(name=recipe.name, time=now_stamp()))
+
+
+def _entry(summary: dict[str, Any], name: str) -> dict[str, Any] | None:
+    return next((s for s in summary["stages"] if s["name"] == name), None)
+
+
+def _plan(recipe: Recipe, run: RunDir, resume: bool, from_stage: str | None) -> tuple[dict[str, Any], set[str]]:
+    """The summary to continue from and the names of stages to skip."""
+    summary = run.read_summary()
+    started = [s for s in summary["stages"] if s.get("status") != "pending"]
+    if started and not (resume or from_stage):
+        raise RunError(f"{run.root} already holds a run; pass --resume to continue it, or --run-dir for a new one")
+    names = [s.name for s in recipe.stages]
+    if from_stage is not None and from_stage not in names:
+        raise RunError(f"--from-stage {from_stage}: no such stage (stages: {', '.join(names)})")
+    skip: set[str] = set()
+    for stage in recipe.stages:
+        if from_stage is not None and names.index(stage.name) < names.index(from_stage):
+            if not run.final(stage.name).is_dir():
+                raise RunError(f"--from-stage {from_stage}: earlier stage '{stage.name}' has no output at "
+                               f"{run.final(stage.name)}; run it first")
+            skip.add(stage.name)
+        elif resume and (e := _entry(summary, stage.name)) and e.get("status") == "done" \
+                and run.final(stage.name).is_dir() and from_stage is None:
+            skip.add(stage.name)
+    fresh = {"stages": []}
+    for stage in recipe.stages:
+        old = _entry(summary, stage.name)
+        fresh["stages"].append(old if (old and stage.name in skip) else
+                               {"name": stage.name, "type": stage.type, "status": "pending", "steps": 0,
+                                "metrics": {}, "output": None})
+    return fresh, skip
+
+
+def _input_model(recipe: Recipe, run: RunDir, index: int) -> str:
+    stage = recipe.stages[index]
+    base = str(run.base_model) if recipe.model.tiny is not None else recipe.model.name
+    if stage.init == "base" or (stage.init == "previous" and index == 0):
+        return base
+    if stage.init == "previous":
+        return str(run.final(recipe.stages[index - 1].name))
+    if stage.init in {s.name for s in recipe.stages}:
+        return str(run.final(stage.init))
+    return stage.init  # a path or hub id
+
+
+def _prepare_base_model(recipe: Recipe, run: RunDir, world: World) -> None:
+    if recipe.model.tiny is None:
+        return
+    if world.is_main and not (run.base_model / "config.json").is_file():
+        from rlvr.models.tiny import build_tiny
+
+        tmp = run.base_model.with_name("base_model.tmp")
+        build_tiny(recipe.model.tiny, tmp)
+        tmp.rename(run.base_model)
+    world.barrier()
+
+
+def run_recipe(recipe: Recipe, run_dir: Path | None = None, resume: bool = False,
+               from_stage: str | None = None) -> RunDir:
+    quiet_libraries()
+    world = World.from_env()
+    world.init()
+    root = resolve_run_dir(recipe, run_dir, resume) if world.is_main else None
+    run = RunDir(Path(world.broadcast_object(str(root) if root else None)))
+    plan = None
+    if world.is_main:
+        run.root.mkdir(parents=True, exist_ok=True)
+        try:
+            plan = _plan(recipe, run, resume, from_stage)
+        except RunError as err:
+            plan = err
+    plan = world.broadcast_object(plan)
+    if isinstance(plan, RunError):
+        raise plan
+    summary, skip = plan
+    if world.is_main:
+        write_atomic(run.config, dump_recipe(recipe))
+        run.write_summary(summary)
+    _prepare_base_model(recipe, run, world)
+    tracker = Tracker(run.metrics, recipe.tracking, is_main=world.is_main, run_name=run.root.name,
+                      config=recipe.model_dump(mode="json"), run_dir=run.root)
+    world.print0(f"rlvr: run {recipe.name} -> {run.root} ({world.world_size} rank{'s' if world.world_size > 1 else ''})")
+    try:
+        for i, stage in enumerate(recipe.stages):
+            entry = summary["stages"][i]
+            if stage.name in skip:
+                world.print0(f"[{stage.name}] skipped: already done ({entry.get('output')})")
+                continue
+            _run_stage(recipe, run, world, tracker, i, entry, summary, resume=resume or from_stage is not None)
+    finally:
+        tracker.close()
+    world.print0(format_table(summary))
+    world.print0(f"run directory: {run.root}")
+    return run
+
+
+def _run_stage(recipe: Recipe, run: RunDir, world: World, tracker: Tracker, i: int, entry: dict[str, Any],
+               summary: dict[str, Any], resume: bool) -> None:
+    stage = recipe.stages[i]
+    ctx = StageContext(recipe=recipe, cfg=stage, index=i, world=world, run=run,
+                       input_model=_input_model(recipe, run, i), tracker=tracker, resume=resume)
+    entry["status"] = "running"
+    if world.is_main:
+        run.stage(stage.name).mkdir(parents=True, exist_ok=True)
+        run.write_summary(summary)
+    world.print0(f"[{stage.name}] start: {stage.type} from {ctx.input_model}")
+    t0 = time.time()
+    try:
+        result = importlib.import_module(STAGES[stage.type]).main(ctx)
+    except BaseException:
+        entry["status"] = "failed"
+        if world.is_main:
+            run.write_summary(summary)
+        raise
+    entry.update(status="done", steps=result.steps, metrics=result.metrics, output=result.output)
+    entry["metrics"]["seconds"] = round(time.time() - t0, 1)
+    if world.is_main:
+        run.write_summary(summary)
+    world.print0(f"[{stage.name}] done in {time.time() - t0:.1f}s: {result.steps} steps -> {result.output}")
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    rows = [("stage", "type", "status", "steps", "accuracy", "loss", "seconds")]
+    for s in summary["stages"]:
+        m = s.get("metrics") or {}
+        acc = m.get("accuracy")
+        loss = m.get("loss_last")
+        rows.append((s["name"], s["type"], s["status"], str(s.get("steps", "")),
+                     f"{acc:.3f}" if isinstance(acc, float) else "-",
+                     f"{loss:.4f}" if isinstance(loss, float) else "-", str(m.get("seconds", "-"))))
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows)

@@ -1,0 +1,114 @@
+"""What the runner hands a stage (StageContext) and what a stage hands back (StageResult)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rlvr.config import Recipe
+from rlvr.rundir import RunDir
+from rlvr.tracking import Tracker
+from rlvr.world import World
+
+
+@dataclass
+class StageResult:
+    steps: int
+    metrics: dict[str, Any] = field(default_factory=dict)
+    output: str | None = None
+
+
+@dataclass
+class StageContext:
+    recipe: Recipe
+    cfg: Any  # the stage's config model (MidtrainStage, SftStage, ...)
+    index: int
+    world: World
+    run: RunDir
+    input_model: str
+    tracker: Tracker
+    resume: bool
+
+    # ---------------------------------------------------------------- sizes
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+    @property
+    def micro_batch_size(self) -> int:
+        return self.cfg.micro_batch_size or self.recipe.backend.micro_batch_size
+
+    @property
+    def grad_accum(self) -> int:
+        return self.cfg.grad_accum or self.recipe.backend.grad_accum
+
+    @property
+    def global_batch(self) -> int:
+        return self.micro_batch_size * self.grad_accum * self.world.world_size
+
+    # ---------------------------------------------------------------- model + backend
+    def load_policy(self):
+        """(tokenizer, model) of the stage's input model, in the recipe's training dtype."""
+        from rlvr.models.load import load_model, load_tokenizer
+
+        m = self.recipe.model
+        tokenizer = load_tokenizer(self.input_model, trust_remote_code=m.trust_remote_code)
+        model = load_model(self.input_model, dtype=m.dtype, trust_remote_code=m.trust_remote_code)
+        return tokenizer, model
+
+    def wrap(self, model: Any, total_steps: int):
+        from rlvr.backend import DeepSpeedBackend
+
+        return DeepSpeedBackend.wrap(
+            model, world=self.world, config=self.recipe.backend, optim=self.cfg.optim,
+            dtype=self.recipe.model.dtype, total_steps=total_steps,
+            micro_batch_size=self.micro_batch_size, grad_accum=self.grad_accum,
+        )
+
+    # ---------------------------------------------------------------- checkpoints
+    def resume_from(self, backend: Any, fingerprint: str) -> int:
+        """The step to start at: 0, or the step of the newest checkpoint when resuming."""
+        from rlvr.checkpoint import latest_checkpoint, load_checkpoint
+
+        path = latest_checkpoint(self.run.checkpoints(self.name)) if self.resume else None
+        if path is None:
+            return 0
+        state = load_checkpoint(backend, path, self.world)
+        if state.get("data_fingerprint") != fingerprint:
+            raise RuntimeError(
+                f"{path}: the stage's data changed since this checkpoint was written "
+                f"({state.get('data_fingerprint')} != {fingerprint}); resuming would skip or repeat rows. "
+                "Start a new run (or restore the data)."
+            )
+        self.world.print0(f"[{self.name}] resumed from {path} (step {state['step']})")
+        return int(state["step"])
+
+    def save(self, backend: Any, step: int, fingerprint: str) -> Path:
+        from rlvr.checkpoint import save_checkpoint
+
+        return save_checkpoint(backend, self.run.checkpoints(self.name), step,
+                               {"stage": self.name, "data_fingerprint": fingerprint}, self.world,
+                               keep=self.cfg.keep_checkpoints)
+
+    def export(self, backend: Any, tokenizer: Any) -> Path:
+        """Write final/ atomically (final.tmp, then rename)."""
+        final = self.run.final(self.name)
+        tmp = final.with_name("final.tmp")
+        if self.world.is_main:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.world.barrier()
+        backend.export_hf(tmp, tokenizer)
+        if self.world.is_main:
+            shutil.rmtree(final, ignore_errors=True)
+            tmp.rename(final)
+        self.world.barrier()
+        return final
+
+
+def fingerprint(obj: Any) -> str:
+    """A short stable hash of JSON-able data (used to detect changed data on resume)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]

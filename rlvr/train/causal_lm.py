@@ -1,0 +1,103 @@
+"""The causal-LM training loop shared by mid-training and SFT: the objective is the same (mean
+next-token NLL over loss tokens), only the data differs, and that lives in each stage file.
+
+Normalisation: the loss of one optimizer step is sum(token NLL) / (number of loss tokens in the whole
+global batch, all micro-batches on all ranks). Each micro-batch contributes its token sum divided by
+that global count, and the backend undoes DeepSpeed's 1/grad_accum and 1/world averaging, so the
+update does not depend on how the global batch is split (tests/test_invariance.py).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from rlvr.data.lm import IGNORE, Example, collate
+from rlvr.stages.context import StageContext, StageResult, fingerprint
+from rlvr.tracking import progress
+
+
+def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-token negative log-likelihood. logits [B,T,V], targets [B,T] (IGNORE = no loss) -> [B,T],
+    0 at ignored positions. Computed in fp32."""
+    B, T, V = logits.shape
+    nll = F.cross_entropy(logits.float().reshape(B * T, V), targets.reshape(B * T), ignore_index=IGNORE,
+                          reduction="none")
+    return nll.reshape(B, T)
+
+
+class EpochOrder:
+    """Row order as a pure function of (seed, step): resuming at step s needs no saved iterator."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed = n, seed
+        self._cache: dict[int, list[int]] = {}
+
+    def _perm(self, epoch: int) -> list[int]:
+        if epoch not in self._cache:
+            perm = list(range(self.n))
+            random.Random(f"{self.seed}|{epoch}").shuffle(perm)
+            self._cache = {epoch: perm}
+        return self._cache[epoch]
+
+    def global_batch(self, step: int, size: int) -> list[int]:
+        idx = range(step * size, (step + 1) * size)
+        return [self._perm(i // self.n)[i % self.n] for i in idx]
+
+
+def train_causal_lm(ctx: StageContext, tokenizer: Any, model: Any, examples: list[Example],
+                    packed: bool) -> StageResult:
+    cfg, world = ctx.cfg, ctx.world
+    micro, gas, G = ctx.micro_batch_size, ctx.grad_accum, ctx.global_batch
+    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * len(examples) / G))
+    data_id = fingerprint([len(examples), [e.input_ids[:64] for e in examples[:64]], G])
+    pad = tokenizer.pad_token_id
+
+    backend = ctx.wrap(model, total)
+    start = ctx.resume_from(backend, data_id)
+    order = EpochOrder(len(examples), ctx.recipe.seed)
+    world.print0(f"[{ctx.name}] {len(examples)} sequences, global batch {G} "
+                 f"({micro} x {gas} accum x {world.world_size} ranks), steps {start}->{total}")
+    bar = progress(total, ctx.name, enabled=world.is_main, initial=start)
+    first_loss = last_loss = None
+    backend.train()
+    for step in range(start, total):
+        t0 = time.perf_counter()
+        rows = order.global_batch(step, G)
+        mine = rows[world.rank * micro * gas:(world.rank + 1) * micro * gas]
+        n_tokens = world.all_reduce_sum(sum(examples[i].n_loss_tokens for i in mine))
+        denom = max(1.0, n_tokens)  # the global denominator of this step
+        nll_sum = 0.0
+        for k in range(gas):
+            batch = collate([examples[i] for i in mine[k * micro:(k + 1) * micro]], pad, packed)
+            batch = {key: v.to(backend.device) for key, v in batch.items()}
+            targets = batch.pop("targets")
+            logits = backend.forward(**batch, use_cache=False).logits
+            nll = token_nll(logits, targets)  # [B,T]
+            backend.backward(nll.sum() / denom)
+            nll_sum += float(nll.detach().sum())
+        stats = backend.step()
+        loss = world.all_reduce_sum(nll_sum) / denom
+        seconds = time.perf_counter() - t0
+        first_loss = loss if first_loss is None else first_loss
+        last_loss = loss
+        ctx.tracker.log(ctx.name, step + 1, {
+            "loss": loss, "lr": stats.lr, "grad_norm": stats.grad_norm, "tokens": n_tokens,
+            "step_seconds": seconds, "tokens_per_s": n_tokens / seconds,
+        })
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.4f}", lr=f"{stats.lr:.2e}", refresh=False)
+        if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < total:
+            ctx.save(backend, step + 1, data_id)
+    bar.close()
+    if start < total:
+        ctx.save(backend, total, data_id)
+    final = ctx.export(backend, tokenizer)
+    backend.close()
+    metrics = {"loss_first": first_loss, "loss_last": last_loss, "sequences": len(examples)}
+    return StageResult(steps=total, metrics={k: v for k, v in metrics.items() if v is not None}, output=str(final))
