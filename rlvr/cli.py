@@ -10,6 +10,7 @@ Exit codes: 0 success, 1 runtime failure, 2 bad input (config errors, missing fi
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -112,10 +113,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     try:
         run_recipe(recipe, run_dir=args.run_dir, resume=args.resume, from_stage=args.from_stage)
+        code = EXIT_OK
     except RunError as err:
         print(f"rlvr run: {err}", file=sys.stderr)
-        return err.exit_code
-    return EXIT_OK
+        code = err.exit_code
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Under torchrun, leave without interpreter teardown: DeepSpeed ZeRO-3 can abort in its
+        # destructors after all work is done (environment.md §2), turning a finished run into rc 1.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:

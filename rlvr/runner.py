@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from rlvr import preempt
 from rlvr.config import Recipe, dump_recipe
 from rlvr.rundir import RunDir, now_stamp, write_atomic
 from rlvr.stages import STAGES
@@ -138,6 +139,8 @@ def run_recipe(recipe: Recipe, run_dir: Path | None = None, resume: bool = False
     if world.is_main:
         write_atomic(run.config, dump_recipe(recipe))
         run.write_summary(summary)
+        preempt.clear(run.root)
+    preempt.install_signal_handler()
     _prepare_base_model(recipe, run, world)
     tracker = Tracker(run.metrics, recipe.tracking, is_main=world.is_main, run_name=run.root.name,
                       config=recipe.model_dump(mode="json"), run_dir=run.root)
@@ -153,6 +156,7 @@ def run_recipe(recipe: Recipe, run_dir: Path | None = None, resume: bool = False
         tracker.close()
     world.print0(format_table(summary))
     world.print0(f"run directory: {run.root}")
+    world.shutdown()
     return run
 
 
@@ -169,6 +173,11 @@ def _run_stage(recipe: Recipe, run: RunDir, world: World, tracker: Tracker, i: i
     t0 = time.time()
     try:
         result = importlib.import_module(STAGES[stage.type]).main(ctx)
+    except preempt.Preempted as stop:
+        entry["status"] = "preempted"
+        if world.is_main:
+            run.write_summary(summary)
+        raise RunError(str(stop), exit_code=preempt.EXIT_PREEMPTED) from None
     except BaseException:
         entry["status"] = "failed"
         if world.is_main:

@@ -27,11 +27,17 @@ def _weights(run_dir):
     return load_file(str(run_dir / "stages" / "b" / "final" / "model.safetensors"))
 
 
-@pytest.mark.slow
-def test_killed_run_resumes_to_the_same_weights(tmp_path):
-    straight = tmp_path / "straight"
-    proc = run_cmd([PYTHON, *ARGS, "--run-dir", str(straight)], timeout=300)
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """The uninterrupted run every interrupted one must match."""
+    run_dir = tmp_path_factory.mktemp("straight") / "run"
+    proc = run_cmd([PYTHON, *ARGS, "--run-dir", str(run_dir)], timeout=300)
     assert proc.returncode == 0, tail(proc)
+    return run_dir
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_weights(tmp_path, straight):
 
     broken = tmp_path / "broken"
     child = subprocess.Popen([PYTHON, *ARGS, "--run-dir", str(broken)], cwd=REPO, env=subprocess_env(),
@@ -65,3 +71,31 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     proc = run_cmd([PYTHON, *ARGS, "--run-dir", str(broken)], timeout=120)
     assert proc.returncode == 2 and "already holds a run" in proc.stderr
     assert (broken / "summary.json").read_text() == before
+
+
+@pytest.mark.slow
+def test_preemption_request_checkpoints_stops_and_resumes(tmp_path, straight):
+    run_dir = tmp_path / "pre"
+    child = subprocess.Popen([PYTHON, *ARGS, "--run-dir", str(run_dir)], cwd=REPO, env=subprocess_env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = run_dir / "metrics.jsonl"
+    deadline = time.time() + 240
+    while child.poll() is None and time.time() < deadline:
+        if metrics.is_file() and '"stage": "b"' in metrics.read_text():
+            (run_dir / "CHECKPOINT_REQUEST").touch()
+            break
+        time.sleep(0.01)
+    out, err = child.communicate(timeout=240)
+    assert child.returncode == 75, out + err
+    assert "preemption was requested" in err
+    done = json.loads((run_dir / "CHECKPOINT_DONE").read_text())
+    assert done["stage"] == "b" and 1 <= done["step"] < 60
+    assert (run_dir / "stages" / "b" / "checkpoints" / f"step-{done['step']}").is_dir()
+    assert not (run_dir / "CHECKPOINT_REQUEST").exists()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert [s["status"] for s in summary["stages"]] == ["done", "preempted"]
+
+    proc = run_cmd([PYTHON, *ARGS, "--run-dir", str(run_dir), "--resume"], timeout=300)
+    assert proc.returncode == 0, tail(proc)
+    a, b = _weights(straight), _weights(run_dir)
+    assert all((a[k] == b[k]).all() for k in a)

@@ -94,6 +94,16 @@ class StageContext:
                                {"stage": self.name, "data_fingerprint": fingerprint}, self.world,
                                keep=self.cfg.keep_checkpoints)
 
+    def stop_if_preempted(self, backend: Any, step: int, fingerprint: str) -> None:
+        """At a step boundary: when preemption was requested, checkpoint `step` and raise Preempted."""
+        from rlvr import preempt
+
+        if preempt.requested(self.run.root, self.world):
+            path = self.save(backend, step, fingerprint)
+            preempt.acknowledge(self.run.root, self.name, step, path, self.world)
+            backend.close()
+            raise preempt.Preempted(self.name, step, path)
+
     def export(self, backend: Any, tokenizer: Any) -> Path:
         """Write final/ atomically (final.tmp, then rename)."""
         final = self.run.final(self.name)

@@ -94,6 +94,7 @@ def train_causal_lm(ctx: StageContext, tokenizer: Any, model: Any, examples: lis
         bar.set_postfix(loss=f"{loss:.4f}", lr=f"{stats.lr:.2e}", refresh=False)
         if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < total:
             ctx.save(backend, step + 1, data_id)
+        ctx.stop_if_preempted(backend, step + 1, data_id)
     bar.close()
     if start < total:
         ctx.save(backend, total, data_id)
