@@ -1,0 +1,85 @@
+"""Advantage estimators for outcome rewards (one scalar reward per response).
+
+Every estimator has the signature `(rewards: Tensor[B], group: Tensor[B] of int ids) -> Tensor[B]`,
+where responses with the same group id were sampled from the same prompt. They are pure functions
+registered in one explicit dict, ESTIMATORS. The RL stage gathers rewards and group ids from every
+rank first, so group (and batch) statistics are always over the whole group wherever its members
+were generated.
+
+Conventions follow verl (`verl/trainer/ppo/core_algos.py`), which 1-shot RLVR used:
+a group of one response gets mean 0 and std 1 (its advantage is its reward), and std is unbiased.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+EPS = 1e-6
+
+
+def _group_index(group: Tensor) -> tuple[Tensor, Tensor]:
+    """(inverse [B], counts [G]) mapping each element to its group's position."""
+    _, inverse, counts = torch.unique(group, return_inverse=True, return_counts=True)
+    return inverse, counts
+
+
+def group_mean_std(rewards: Tensor, group: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-element group mean, unbiased group std and group size, each [B]. Singleton groups get
+    mean 0, std 1 (verl's convention)."""
+    r = rewards.double()
+    inverse, counts = _group_index(group)
+    n = counts.double()
+    sums = torch.zeros_like(n).index_add_(0, inverse, r)
+    mean = sums / n
+    sq = torch.zeros_like(n).index_add_(0, inverse, (r - mean[inverse]) ** 2)
+    std = torch.sqrt(sq / (n - 1).clamp(min=1))
+    single = counts == 1
+    mean = torch.where(single, torch.zeros_like(mean), mean)
+    std = torch.where(single, torch.ones_like(std), std)
+    return mean[inverse], std[inverse], counts[inverse]
+
+
+def grpo(rewards: Tensor, group: Tensor) -> Tensor:
+    """GRPO (Shao et al. 2024, DeepSeekMath eq. 3): A_i = (r_i - mean_g) / (std_g + 1e-6),
+    std unbiased (torch.std), as in verl and 1-shot RLVR. An all-equal group gives 0."""
+    mean, std, _ = group_mean_std(rewards, group)
+    return ((rewards.double() - mean) / (std + EPS)).to(rewards.dtype)
+
+
+def dr_grpo(rewards: Tensor, group: Tensor) -> Tensor:
+    """Dr. GRPO (Liu et al. 2025, "Understanding R1-Zero-Like Training"): A_i = r_i - mean_g, no std
+    division (which over-weights near-uniform groups). Pair it with loss_agg seq-mean-token-sum-norm."""
+    mean, _, _ = group_mean_std(rewards, group)
+    return (rewards.double() - mean).to(rewards.dtype)
+
+
+def rloo(rewards: Tensor, group: Tensor) -> Tensor:
+    """RLOO (Ahmadian et al. 2024): A_i = r_i - mean_{j != i} r_j = n/(n-1) * (r_i - mean_g).
+    Singleton groups keep their reward (verl)."""
+    mean, _, n = group_mean_std(rewards, group)
+    n = n.double()
+    scale = torch.where(n > 1, n / (n - 1).clamp(min=1), torch.ones_like(n))
+    return (scale * (rewards.double() - mean)).to(rewards.dtype)
+
+
+def reinforce_pp_baseline(rewards: Tensor, group: Tensor) -> Tensor:
+    """REINFORCE++-baseline (Hu et al. 2025): subtract the group mean, then whiten over the whole
+    batch with the unbiased variance: (x - mean_B) / sqrt(var_B + 1e-8), as verl's masked_whiten.
+    verl whitens the reward broadcast over response tokens, which weights each response by its
+    length; this sequence-level version equals it when all responses have the same length."""
+    mean, _, _ = group_mean_std(rewards, group)
+    x = rewards.double() - mean
+    if x.numel() < 2:
+        return torch.zeros_like(rewards)
+    return ((x - x.mean()) * torch.rsqrt(x.var(unbiased=True) + 1e-8)).to(rewards.dtype)
+
+
+ESTIMATORS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "grpo": grpo,
+    "dr_grpo": dr_grpo,
+    "rloo": rloo,
+    "reinforce_pp_baseline": reinforce_pp_baseline,
+}
