@@ -18,6 +18,7 @@ Contract (verifier-notes.md §5.1), identical for reward and evaluation:
 from __future__ import annotations
 
 import re
+from collections import deque
 
 from rlvr.verify.policy import MATH, Policy
 
@@ -25,6 +26,7 @@ BOX_CMDS = ("\\boxed", "\\fbox")
 MAX_BOXES = 64  # boxes examined from the end; bounds the work on box-bomb inputs
 JOIN_GAP = 80  # boxes further apart than this are separate statements, not one answer
 
+_BOX_CMD = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 _BRACE = re.compile(r"\\[{}]|[{}]")
 _GAP_JOIN = re.compile(r"^(?:\s|\$|[A-Za-z]\s*=|\\[,;:!]|\\q?quad|,|;|&|\\\\|\band\b|\\text\{\s*(?:and)?\s*,?\s*\}|\.|\\\(|\\\)|\\\[|\\\])*$")
 _GAP_OR = re.compile(r"\bor\b|\beither\b", re.IGNORECASE)
@@ -66,20 +68,17 @@ def _box_at(text: str, pos: int, cmd: str) -> tuple[int, str | None]:
 
 
 def find_boxes(text: str) -> tuple[list[tuple[int, int, str]], bool]:
-    """Top-level boxes (start, end, content) in order, and whether the last box is unterminated."""
+    """Top-level boxes (start, end, content) in order, and whether the last box is unterminated.
+
+    One regex pass finds the box commands (only the last MAX_BOXES are examined), so a long
+    chain of thought costs one scan, and a box bomb costs at most MAX_BOXES brace matches.
+    """
+    starts = deque((m.start(), m.group()) for m in _BOX_CMD.finditer(text))
+    while len(starts) > MAX_BOXES:
+        starts.popleft()
     spans: list[tuple[int, int, str]] = []
     unterminated_last = False
-    hi = len(text)
-    seen = 0
-    while seen < MAX_BOXES:
-        starts = [(text.rfind(cmd, 0, hi), cmd) for cmd in BOX_CMDS]
-        pos, cmd = max(starts)
-        if pos < 0:
-            break
-        seen += 1
-        hi = pos
-        if text.startswith("\\fboxsep", pos) or text.startswith("\\boxed", pos) and text[pos + 6 : pos + 7].isalpha():
-            continue
+    for pos, cmd in reversed(starts):
         end, content = _box_at(text, pos, cmd)
         if content is None:
             if not spans:
@@ -91,7 +90,7 @@ def find_boxes(text: str) -> tuple[list[tuple[int, int, str]], bool]:
     spans.sort()
     if unterminated_last and spans:
         # the unterminated box may be nested inside a complete outer box; then it is not last
-        last_open = max(text.rfind(c) for c in BOX_CMDS)
+        last_open = starts[-1][0]
         unterminated_last = not any(s[0] <= last_open < s[1] for s in spans)
     return spans, unterminated_last
 
@@ -140,7 +139,10 @@ def _value_key(s: str) -> object:
     from rlvr.verify.normalize import normalize
 
     try:
-        return ("value", parse_value(normalize(s).text)) if len(s) < 200 else ("text", _squash(s))
+        if len(s) >= 200:
+            return ("text", _squash(s))
+        norm = normalize(s)  # unit, % and choice are part of the answer: 15 cm^2 is not 15 cm^3
+        return ("value", parse_value(norm.text), norm.unit, norm.percent, norm.choice)
     except (Undecided, RecursionError, ValueError, ZeroDivisionError, OverflowError, TypeError):
         return ("text", _squash(s))
 
@@ -187,6 +189,9 @@ def extract_answer(text: str, policy: Policy = MATH) -> tuple[str | None, str]:
     spans, unterminated = find_boxes(text)
     if unterminated:
         return None, "truncated"
+    if len(spans) == 1:  # the common case: one box, nothing to join or hedge
+        answer = _unwrap_box(spans[0][2])
+        return (answer, "ok") if answer else (None, "no_answer")
     if spans:
         contents, hedge = _final_group(text, spans)
         distinct_all = set(_distinct([_unwrap_box(s[2]) for s in spans]))

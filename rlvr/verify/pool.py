@@ -56,14 +56,27 @@ def worker_main(conn, memory_mb: int) -> None:
         conn.send((key, reason))
 
 
+def _add_forkserver_preload(ctx, modules: list[str]) -> None:
+    """Have the fork server import sympy/math-verify once, so a respawn after a kill is a cheap fork.
+
+    Adds to (never replaces) a preload list the caller may have set; only takes effect if the
+    fork server has not started yet. Never preloads the caller's ``__main__``.
+    """
+    try:
+        from multiprocessing import forkserver
+
+        current = list(getattr(forkserver._forkserver, "_preload_modules", []))
+        current = [m for m in current if m != "__main__"]
+        ctx.set_forkserver_preload(current + [m for m in modules if m not in current])
+    except Exception:  # noqa: BLE001 - preloading is an optimisation only
+        pass
+
+
 def _context():
     methods = mp.get_all_start_methods()
     if "forkserver" in methods:
         ctx = mp.get_context("forkserver")
-        try:  # preload only our worker module (not the caller's __main__) into the fork server
-            ctx.set_forkserver_preload(["rlvr.verify.pool", "rlvr.verify.symbolic"])
-        except Exception:  # noqa: BLE001
-            pass
+        _add_forkserver_preload(ctx, ["rlvr.verify.pool", "rlvr.verify.symbolic", "math_verify"])
         return ctx
     return mp.get_context("spawn")
 

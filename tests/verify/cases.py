@@ -436,6 +436,7 @@ MULTI_BOXED = _mk("multi_boxed", [
     ("case_candidates", r"If a=1 then the value is $\boxed{2}$. If a=2 then the value is $\boxed{5}$. If a=3 then the value is $\boxed{7}$.", "7", False),
     ("intermediate_then_final", r"The area is $\boxed{6}$ square units, so the requested perimeter of the triangle with legs 3 and 4 is $\boxed{12}$.", "12", True),
     ("same_value_or", r"$\boxed{5}$ or equivalently $\boxed{5.0}$", "5", True),
+    ("or_hedge_units", r"The area is $\boxed{15\mbox{ cm}^2}$ or $\boxed{15\mbox{ cm}^3}$.", r"15\mbox{ cm}^2", False),
 ])
 
 TRUNCATED = _mk("truncated", [
