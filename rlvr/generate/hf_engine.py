@@ -1,0 +1,155 @@
+"""The same Generator interface on transformers `generate`: for installs without vLLM and for
+debugging. Batched (left padding, KV cache), seeded, with the same log-prob definition as vLLM's
+"processed_logprobs": log_softmax of the scores after temperature, top-k and top-p."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterable
+
+import torch
+
+from rlvr.generate.config import GenerationConfig
+from rlvr.generate.types import Completion, Request, Sampling, render_prompts, request_seed, throughput
+from rlvr.world import World
+
+
+class HFGenerator:
+    def __init__(self, config: GenerationConfig, model_path: str, world: World, *, dtype: str, seed: int):
+        from rlvr.models.load import load_model, load_tokenizer
+
+        self.config, self.world = config, world
+        self.tokenizer = load_tokenizer(model_path)
+        self.model = load_model(model_path, dtype=dtype).to(world.device).eval()
+        self._rng = random.Random(seed + world.rank)
+        self.last_stats: dict[str, float] = {}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def _gen_config(self, s: Sampling):
+        from transformers import GenerationConfig as HFGenConfig
+
+        eos = [self.tokenizer.eos_token_id, *s.stop_token_ids]
+        greedy = s.temperature <= 0
+        # Every processor is set explicitly: values left None are filled from the model's own
+        # generation_config (e.g. top_k=50, repetition_penalty), which vLLM would not apply.
+        return HFGenConfig(
+            do_sample=not greedy,
+            temperature=1.0 if greedy else s.temperature,
+            top_p=1.0 if greedy else s.top_p,
+            top_k=0 if greedy or s.top_k <= 0 else s.top_k,
+            min_p=0.0,
+            typical_p=1.0,
+            epsilon_cutoff=0.0,
+            eta_cutoff=0.0,
+            repetition_penalty=1.0,
+            no_repeat_ngram_size=0,
+            max_new_tokens=s.max_tokens,
+            min_new_tokens=0,
+            eos_token_id=eos,
+            pad_token_id=self.tokenizer.pad_token_id,
+            stop_strings=list(s.stop) or None,
+            output_scores=s.logprobs,
+            return_dict_in_generate=True,
+            use_cache=True,
+        )
+
+    @torch.no_grad()
+    def _batch(self, prompts: list[list[int]], s: Sampling, seed: int) -> list[Completion]:
+        pad = self.tokenizer.pad_token_id
+        width = max(map(len, prompts))
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=self._gen_config(s),
+                                      tokenizer=self.tokenizer if s.stop else None)
+        new = out.sequences[:, width:].tolist()
+        stop_ids = {self.tokenizer.eos_token_id, *s.stop_token_ids}
+        comps = []
+        for row, (prompt, toks) in enumerate(zip(prompts, new, strict=True)):
+            comps.append(self._completion(prompt, toks, s, [x[row] for x in out.scores] if s.logprobs else None,
+                                          stop_ids))
+        return comps
+
+    def _completion(self, prompt: list[int], toks: list[int], s: Sampling, scores, stop_ids: set[int]) -> Completion:
+        """Cut a padded row like vLLM does: after the first stop id (kept in the ids, not in the text), or
+        after the token that completes a stop string (text cut before the string)."""
+        end = next((i + 1 for i, t in enumerate(toks) if t in stop_ids), None)
+        toks = toks[:end] if end is not None else toks
+        text_ids = toks[:-1] if end is not None else toks
+        text = self.tokenizer.decode(text_ids, skip_special_tokens=True)
+        hits = [text.find(x) for x in s.stop if x in text]
+        if hits:
+            cut = min(hits)
+            # the shortest token prefix whose text reaches past the stop string's start
+            lo, hi = 1, len(text_ids)
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if any(x in self.tokenizer.decode(text_ids[:mid], skip_special_tokens=True) for x in s.stop):
+                    hi = mid
+                else:
+                    lo = mid + 1
+            toks, text, end = text_ids[:lo], text[:cut], lo
+        reason = "stop" if end is not None else "length"
+        if reason == "length":
+            text = text.rstrip("\ufffd")  # vLLM holds back an incomplete trailing UTF-8 character too
+        lps = None
+        if scores is not None:
+            lps = [float(torch.log_softmax(scores[i].float(), -1)[t]) for i, t in enumerate(toks)]
+        return Completion(prompt, toks, text, lps, reason)
+
+    def generate(self, requests: list[Request], sampling: Sampling) -> list[list[Completion]]:
+        from tqdm.auto import tqdm
+
+        prompts = render_prompts(self.tokenizer, requests)
+        flat = [p for p in prompts for _ in range(sampling.n)]
+        base = sampling.seed if sampling.seed is not None else self._rng.randrange(2**31)
+        start = time.perf_counter()
+        comps: list[Completion] = []
+        size = self.config.hf_batch_size
+        chunks = range(0, len(flat), size)
+        bar = tqdm(chunks, desc="generate (hf)", disable=not (self.config.use_tqdm and self.world.is_main))
+        for k, i in enumerate(bar):
+            comps += self._batch(flat[i:i + size], sampling, request_seed(base, self.world.rank, k))
+        seconds = time.perf_counter() - start
+        n_out = sum(len(c.completion_ids) for c in comps)
+        self.last_stats = throughput(sum(map(len, flat)), n_out, seconds, len(flat))
+        return [comps[i * sampling.n:(i + 1) * sampling.n] for i in range(len(prompts))]
+
+    @torch.no_grad()
+    def score(self, sequences: list[list[int]]) -> list[list[float]]:
+        out = []
+        for seq in sequences:
+            ids = torch.tensor([seq], device=self.device)
+            logp = torch.log_softmax(self.model(input_ids=ids).logits[0, :-1].float(), -1)
+            out.append(logp.gather(-1, ids[0, 1:, None])[:, 0].tolist())
+        return out
+
+    @torch.no_grad()
+    def sync_weights(self, named_params: Iterable[tuple[str, torch.Tensor]]) -> float:
+        start = time.perf_counter()
+        state = self.model.state_dict()
+        missing = []
+        for name, tensor in named_params:
+            if name in state:
+                state[name].copy_(tensor)
+            else:
+                missing.append(name)
+        if missing:
+            raise KeyError(f"sync_weights: the HF generator's model has no parameters named {missing[:5]}")
+        seconds = time.perf_counter() - start
+        self.last_stats = {"gen/sync_seconds": seconds}
+        return seconds
+
+    def sleep(self) -> None:
+        """No-op: the HF generator's weights stay resident."""
+
+    def wake(self) -> None:
+        """No-op."""
+
+    def close(self) -> None:
+        self.model = None
