@@ -38,6 +38,10 @@ def worker_main(conn, memory_mb: int) -> None:
     from rlvr.verify import symbolic
 
     symbolic._setup()
+    try:  # warm the LaTeX parser and sympy caches before the first item's clock starts
+        symbolic.judge("x^2+1", "1+x^2")
+    except Exception:  # noqa: BLE001
+        pass
     conn.send(("ready", os.getpid()))
     while True:
         try:
