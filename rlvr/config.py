@@ -17,7 +17,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-PLANNED_STAGE_TYPES = ("dpo", "rlvr", "eval")  # in the schema once their stage files land
+from rlvr.generate.config import GenerationConfig
+from rlvr.verify.config import VerifierConfig
+
+PLANNED_STAGE_TYPES = ("dpo", "eval")  # in the schema once their stage files land
 
 
 class ConfigError(Exception):
@@ -150,10 +153,13 @@ CANONICAL_FIELDS = ("prompt", "response", "answer", "messages", "text")
 
 
 class DataConfig(Strict):
-    """Where a stage's rows come from: exactly one of `toy`, `path` (local JSONL/JSON/parquet),
-    `hub` (a Hugging Face dataset id) or `spec` (a dataset spec YAML in data/ holding these same keys)."""
+    """Where a stage's rows come from: exactly one of `toy`, `rows` (written in the recipe), `path`
+    (local JSONL/JSON/parquet), `hub` (a Hugging Face dataset id) or `spec` (a dataset spec YAML in
+    data/ holding these same keys)."""
 
     toy: ToyData | None = None
+    rows: list[dict[str, Any]] | None = Field(None, min_length=1)
+    """Rows written in the recipe itself (e.g. 1-shot RLVR's single example), mapped like file rows."""
     path: str | None = None
     hub: str | None = None
     spec: str | None = None
@@ -170,9 +176,9 @@ class DataConfig(Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
-        given = [k for k in ("toy", "path", "hub", "spec") if getattr(self, k) is not None]
+        given = [k for k in ("toy", "rows", "path", "hub", "spec") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one data source of toy, path, hub, spec (got {given or 'none'})")
+            raise ValueError(f"give exactly one data source of toy, rows, path, hub, spec (got {given or 'none'})")
         bad = sorted(set(self.fields) - set(CANONICAL_FIELDS))
         if bad:
             raise ValueError(f"unknown canonical field(s) {bad} in `fields`; allowed: {list(CANONICAL_FIELDS)}")
@@ -223,8 +229,120 @@ class SftStage(_StageCommon):
     system_prompt: str | None = None
 
 
-Stage = Annotated[MidtrainStage | SftStage, Field(discriminator="type")]
-STAGE_TYPES = ("midtrain", "sft")
+class TemperatureSchedule(Strict):
+    """Linear anneal from `start` to `end` over the first `anneal_fraction` of the stage's steps, then
+    constant (Phi-4-Mini-Reasoning: 1.0 -> 0.6 over the first half)."""
+
+    start: float = Field(1.0, gt=0)
+    end: float = Field(0.6, gt=0)
+    anneal_fraction: float = Field(0.5, gt=0, le=1)
+
+
+class KLConfig(Strict):
+    coef: float = Field(0.0, ge=0)
+    """0 disables the KL term and no reference model is loaded."""
+    kind: Literal["k1", "k2", "k3"] = "k3"
+    """Estimator (docs/algorithms.md); k3 = verl's low_var_kl."""
+    placement: Literal["loss", "reward"] = "loss"
+    """loss: + coef * aggregate(KL) in the loss (1-shot RLVR). reward: r - coef * sum_t KL_t before
+    advantages (classic RLHF)."""
+
+
+class OverlongConfig(Strict):
+    """DAPO's overlong handling of responses that hit max_response_tokens."""
+
+    filter: bool = False
+    """Truncated responses carry no loss (their group statistics still count them)."""
+    buffer: int = Field(0, ge=0)
+    """Soft penalty: responses longer than max_response_tokens - buffer lose up to `penalty`, linearly."""
+    penalty: float = Field(1.0, ge=0)
+
+
+class DynamicSamplingConfig(Strict):
+    """DAPO dynamic sampling: drop groups whose rewards are all equal (no gradient) and refill with
+    fresh prompts, up to `max_rounds` generation rounds per step."""
+
+    enabled: bool = False
+    max_rounds: int = Field(3, ge=1)
+
+
+class RewardConfig(Strict):
+    kind: Literal["correctness", "format"] = "correctness"
+    """correctness: the verifier's verdict. format: `correct` whenever an answer can be extracted,
+    right or wrong (1-shot RLVR's format-reward baseline)."""
+    correct: float = 1.0
+    incorrect: float = 0.0
+    """Phi-4-Mini-Reasoning uses +1 / -1."""
+
+
+class PromptFilterConfig(Strict):
+    """Phi-4-Mini-Reasoning's prompt filters, applied to each step's groups (filtered groups carry
+    no loss)."""
+
+    max_accuracy: float | None = Field(None, ge=0, le=1)
+    """Drop groups whose accuracy is above this (Phi-4: 0.5)."""
+    max_length_cv: float | None = Field(None, gt=0)
+    """Drop groups whose response lengths vary more than this (std / mean): keep uniform-length prompts."""
+
+
+class RlvrStage(_StageCommon):
+    """RL with verifiable reward: GRPO-family policy gradient on verifier-judged rollouts."""
+
+    type: Literal["rlvr"]
+    data: DataConfig
+    system_prompt: str | None = None
+    prompt_suffix: str = ""
+    """Appended to each problem (1-shot RLVR: " Let's think step by step and output the final answer within \\boxed{}.")."""
+    prompts_per_step: int = Field(128, ge=1)
+    """Prompts (groups) per rollout step, over all ranks. One example repeated fills it (1-shot RLVR)."""
+    rollouts_per_prompt: int = Field(8, ge=1)
+    temperature: float | TemperatureSchedule = 1.0
+    top_p: float = Field(1.0, gt=0, le=1)
+    top_k: int = -1
+    max_prompt_tokens: int = Field(1024, ge=1)
+    """Longer prompts are dropped from the dataset (counted), never cut."""
+    max_response_tokens: int = Field(3072, ge=1)
+    mini_batch_prompts: int | None = Field(None, ge=1)
+    """Prompts per optimizer update; unset = all of the step's prompts, i.e. one update per rollout
+    step (1-shot RLVR's released code). prompts_per_step / mini_batch_prompts updates otherwise."""
+    ppo_epochs: int = Field(1, ge=1)
+    clip_low: float = Field(0.2, ge=0, lt=1)
+    clip_high: float = Field(0.2, ge=0)
+    """> clip_low gives DAPO's clip-higher (e.g. 0.28)."""
+    loss_agg: Literal["token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"] = "token-mean"
+    advantage: Literal["grpo", "dr_grpo", "rloo", "reinforce_pp_baseline"] = "grpo"
+    kl: KLConfig = Field(default_factory=KLConfig)
+    entropy_coef: float = 0.0
+    """> 0 raises entropy: loss -= entropy_coef * aggregate(H) on temperature-scaled logits
+    (1-shot RLVR: 0.001, which its paper writes as alpha = -0.001)."""
+    tis_cap: float | None = Field(None, gt=0)
+    """Truncated importance sampling between trainer and engine log-probs, capped at this value."""
+    dynamic_sampling: DynamicSamplingConfig = Field(default_factory=DynamicSamplingConfig)
+    overlong: OverlongConfig = Field(default_factory=OverlongConfig)
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    rebalance: bool = False
+    """Phi-4 reward rebalancing: per group keep every positive and an equal number of random negatives."""
+    prompt_filter: PromptFilterConfig = Field(default_factory=PromptFilterConfig)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+
+    @model_validator(mode="after")
+    def _sizes(self) -> RlvrStage:
+        problems = []
+        if self.grad_accum is not None:
+            problems.append("grad_accum is derived for rlvr stages (mini_batch_prompts * rollouts_per_prompt / "
+                            "(micro_batch_size * ranks)); remove it")
+        if self.mini_batch_prompts is not None and self.prompts_per_step % self.mini_batch_prompts:
+            problems.append(f"prompts_per_step {self.prompts_per_step} must be a multiple of mini_batch_prompts "
+                            f"{self.mini_batch_prompts}")
+        if self.clip_high < self.clip_low:
+            problems.append(f"clip_high {self.clip_high} < clip_low {self.clip_low}; clip-higher means clip_high >= clip_low")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+Stage = Annotated[MidtrainStage | SftStage | RlvrStage, Field(discriminator="type")]
+STAGE_TYPES = ("midtrain", "sft", "rlvr")
 
 
 class Recipe(Strict):
@@ -235,6 +353,8 @@ class Recipe(Strict):
     model: ModelConfig
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     backend: BackendConfig = Field(default_factory=BackendConfig)
+    verifier: VerifierConfig = Field(default_factory=VerifierConfig)
+    """The one math verifier behind every reward, DPO pair and evaluation of this recipe (docs/verifier.md)."""
     stages: list[Stage] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -251,7 +371,7 @@ class Recipe(Strict):
             raise ValueError("\n".join(problems))
         return self
 
-    def stage(self, name: str) -> MidtrainStage | SftStage:
+    def stage(self, name: str) -> MidtrainStage | SftStage | RlvrStage:
         for s in self.stages:
             if s.name == name:
                 return s

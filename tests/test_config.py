@@ -42,7 +42,7 @@ MALFORMED = {
     "missing_model": (lambda d: d.pop("model"), "model", "required key is missing"),
     "two_model_sources": (lambda d: d["model"].update(name="Qwen/Qwen2.5-Math-1.5B"), "model", "exactly one"),
     "small_head": (lambda d: d["model"]["tiny"].update(hidden_size=64, num_heads=4), "model.tiny", "head size 16 < 32"),
-    "two_data_sources": (lambda d: d["stages"][0]["data"].update(path="x.jsonl"), "stages[0].data", "exactly one data source"),
+    "two_data_sources": (lambda d: d["stages"][0]["data"].update(path="x.jsonl"), "stages[0].data", "exactly one data source of toy, rows, path, hub, spec"),
     "bad_zero_stage": (lambda d: d.update(backend={"zero_stage": 4}), "backend.zero_stage", "must be one of"),
 }
 

@@ -17,6 +17,11 @@ class DataError(ValueError):
     pass
 
 
+# canonical fields a causal-LM stage (midtrain, SFT) needs, by preset
+LM_NEEDS = {"messages": ("messages",), "sharegpt": ("messages",), "text": ("text",)}
+LM_DEFAULT_NEEDS = ("prompt", "response")
+
+
 def _get(row: Any, dotted: str) -> Any:
     """row['a']['b'][0]['c'] for 'a.b.0.c'; raises KeyError naming the missing part."""
     node = row
@@ -67,14 +72,19 @@ def _read_hub(cfg: DataConfig) -> list[dict[str, Any]]:
     return list(ds)
 
 
-def load_rows(cfg: DataConfig, *, base_dir: Path | None = None) -> list[dict[str, Any]]:
-    """Canonical rows for a stage. Toy rows are generated; other sources are read and mapped."""
+def load_rows(cfg: DataConfig, *, needs: tuple[str, ...] | None = None,
+              base_dir: Path | None = None) -> list[dict[str, Any]]:
+    """Canonical rows for a stage. Toy rows are generated; other sources are read and mapped.
+    `needs`: the canonical fields the stage uses; a preset field outside it may be absent from the
+    source. Fields mapped explicitly in `data.fields` are always required."""
     if cfg.toy is not None:
         from rlvr.data.toy import toy_rows
 
         rows = toy_rows(cfg.toy.split, cfg.toy.n, cfg.toy.levels, cfg.toy.seed)
         return rows[: cfg.limit] if cfg.limit else rows
-    if cfg.path is not None:
+    if cfg.rows is not None:
+        raw, where = list(cfg.rows), "recipe rows"
+    elif cfg.path is not None:
         path = Path(cfg.path)
         if not path.is_absolute() and not path.exists() and base_dir is not None:
             path = base_dir / path
@@ -85,10 +95,13 @@ def load_rows(cfg: DataConfig, *, base_dir: Path | None = None) -> list[dict[str
         raise DataError("data.spec must be expanded by the recipe loader before loading rows")
     if cfg.limit:
         raw = raw[: cfg.limit]
-    return map_rows(raw, cfg.mapping(), where)
+    required = set(cfg.fields) | (set(needs) if needs is not None else set(cfg.mapping()))
+    return map_rows(raw, cfg.mapping(), where, required)
 
 
-def map_rows(raw: list[dict[str, Any]], mapping: dict[str, str], where: str) -> list[dict[str, Any]]:
+def map_rows(raw: list[dict[str, Any]], mapping: dict[str, str], where: str,
+             required: set[str] | None = None) -> list[dict[str, Any]]:
+    required = set(mapping) if required is None else required
     out = []
     for i, row in enumerate(raw):
         mapped = {}
@@ -96,6 +109,8 @@ def map_rows(raw: list[dict[str, Any]], mapping: dict[str, str], where: str) -> 
             try:
                 value = _get(row, source)
             except KeyError as err:
+                if canonical not in required:
+                    continue
                 keys = ", ".join(sorted(row)) if isinstance(row, dict) else type(row).__name__
                 raise DataError(
                     f"{where}: row {i}: field '{source}' (for {canonical}) is missing at '{err.args[0]}'; "

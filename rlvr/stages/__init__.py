@@ -6,4 +6,5 @@ Modules are imported only when a stage of that type runs (they pull in torch and
 STAGES = {
     "midtrain": "rlvr.stages.midtrain",
     "sft": "rlvr.stages.sft",
+    "rlvr": "rlvr.stages.rlvr",
 }

@@ -60,13 +60,15 @@ class StageContext:
         model = load_model(self.input_model, dtype=m.dtype, trust_remote_code=m.trust_remote_code)
         return tokenizer, model
 
-    def wrap(self, model: Any, total_steps: int):
+    def wrap(self, model: Any, total_steps: int, grad_accum: int | None = None):
+        """The model under the training backend; `grad_accum` overrides the configured value for
+        stages that derive it (rlvr)."""
         from rlvr.backend import DeepSpeedBackend
 
         return DeepSpeedBackend.wrap(
             model, world=self.world, config=self.recipe.backend, optim=self.cfg.optim,
             dtype=self.recipe.model.dtype, total_steps=total_steps,
-            micro_batch_size=self.micro_batch_size, grad_accum=self.grad_accum,
+            micro_batch_size=self.micro_batch_size, grad_accum=grad_accum or self.grad_accum,
         )
 
     # ---------------------------------------------------------------- checkpoints

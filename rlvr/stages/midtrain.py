@@ -13,14 +13,14 @@ Launch: `rlvr run RECIPE` (one process) or `torchrun --nproc_per_node N -m rlvr 
 from __future__ import annotations
 
 from rlvr.data.lm import document_ids, pack, shift
-from rlvr.data.sources import load_rows
+from rlvr.data.sources import LM_DEFAULT_NEEDS, LM_NEEDS, load_rows
 from rlvr.stages.context import StageContext, StageResult
 from rlvr.train.causal_lm import train_causal_lm
 
 
 def build_examples(ctx: StageContext, tokenizer):
     cfg = ctx.cfg
-    rows = load_rows(cfg.data)
+    rows = load_rows(cfg.data, needs=LM_NEEDS.get(cfg.data.preset, LM_DEFAULT_NEEDS))
     docs = [document_ids(tokenizer, row) for row in rows]
     if cfg.packing:
         return pack(docs, cfg.seq_len, tokenizer.pad_token_id, seed=ctx.recipe.seed)

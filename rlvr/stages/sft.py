@@ -12,14 +12,14 @@ Launch: `rlvr run RECIPE` (one process) or `torchrun --nproc_per_node N -m rlvr 
 from __future__ import annotations
 
 from rlvr.data.lm import Example, pack_examples, sft_example
-from rlvr.data.sources import load_rows
+from rlvr.data.sources import LM_DEFAULT_NEEDS, LM_NEEDS, load_rows
 from rlvr.stages.context import StageContext, StageResult
 from rlvr.train.causal_lm import train_causal_lm
 
 
 def build_examples(ctx: StageContext, tokenizer) -> list[Example]:
     cfg = ctx.cfg
-    examples = [sft_example(tokenizer, row, cfg.system_prompt) for row in load_rows(cfg.data)]
+    examples = [sft_example(tokenizer, row, cfg.system_prompt) for row in load_rows(cfg.data, needs=LM_NEEDS.get(cfg.data.preset, LM_DEFAULT_NEEDS))]
     kept = [e for e in examples if len(e) <= cfg.max_len]
     if len(kept) < len(examples):
         ctx.world.print0(f"[{cfg.name}] dropped {len(examples) - len(kept)} of {len(examples)} examples "

@@ -1,0 +1,464 @@
+"""RL with verifiable reward: the GRPO family with KL and entropy terms (1-shot RLVR, DAPO, Dr. GRPO,
+Phi-4-Mini-Reasoning's RL fixes).
+
+One step, as implemented:
+  1. each rank takes its share of the step's prompts (`prompts_per_step` over all ranks; a dataset of
+     one example repeated fills the batch, each row its own group) and samples `rollouts_per_prompt`
+     completions per prompt from its colocated engine (vLLM, or HF) at the step's temperature;
+  2. the shared verifier scores each completion (truncated ones are never correct) -> reward;
+     DAPO dynamic sampling regenerates to replace groups with all-equal rewards;
+  3. advantages from the rewards of *all* ranks (rlvr.rl.advantages.ESTIMATORS), so group and batch
+     statistics never depend on where a rollout was generated;
+  4. old log-probs (a no-grad pass, needed only when a step makes several updates) and reference
+     log-probs (only when kl.coef > 0) from the trainer;
+  5. `ppo_epochs` passes over `prompts_per_step / mini_batch_prompts` mini-batches, one optimizer step
+     each: loss = policy_loss(clip_low, clip_high, loss_agg) + kl.coef * KL - entropy_coef * H, every
+     term aggregated with the mini-batch's global token/sequence counts (micro-batch and rank invariant);
+  6. weight sync into the engine, then the probe: a few fixed sequences scored by trainer and engine;
+     a gap above generation.probe_threshold stops the run (stale or garbage weights);
+  7. metrics, checkpoint, preemption check.
+Departures from the papers are options, documented in docs/algorithms.md; the 1-shot recipe makes one
+update per step (the released code) although the paper's text says 8.
+
+Launch: `rlvr run RECIPE` (one process, in-process vLLM) or `torchrun --nproc_per_node N -m rlvr run
+RECIPE` (one engine per rank, external_launcher).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from rlvr.config import TemperatureSchedule
+from rlvr.data.lm import chat_messages, render_prompt
+from rlvr.data.sources import load_rows
+from rlvr.rl.advantages import ESTIMATORS
+from rlvr.rl.losses import aggregate, entropy, kl, policy_loss, tis_weights, token_logprobs
+from rlvr.stages.context import StageContext, StageResult, fingerprint
+from rlvr.tracking import progress
+from rlvr.train.causal_lm import EpochOrder
+
+
+@dataclass
+class Rollout:
+    group: int  # global id of the prompt's group in this step
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    rollout_logp: list[float]  # the engine's log-probs of the sampled tokens
+    truncated: bool
+    reward: float = 0.0
+    correct: bool = False
+    reason: str = ""
+    train: bool = True  # False: kept for statistics, no loss (filtered, rebalanced away, overlong)
+    advantage: float = 0.0
+    old_logp: torch.Tensor | None = None
+    ref_logp: torch.Tensor | None = None
+
+
+@dataclass
+class Plan:
+    prompts_local: int
+    updates: int  # optimizer updates per epoch of a step
+    mini_local: int  # prompts per update on this rank
+    grad_accum: int
+    total_steps: int
+
+
+@dataclass
+class StepLog:
+    values: dict[str, float] = field(default_factory=dict)
+
+    def add(self, **kv: float) -> None:
+        self.values.update(kv)
+
+
+# ------------------------------------------------------------------------------------ setup
+def build_prompts(ctx: StageContext, tokenizer: Any) -> list[dict[str, Any]]:
+    cfg = ctx.cfg
+    prompts, too_long = [], 0
+    for row in load_rows(cfg.data, needs=("prompt", "answer")):
+        messages = chat_messages({"prompt": row["prompt"] + cfg.prompt_suffix, "response": ""}, cfg.system_prompt)[:-1]
+        ids = tokenizer(render_prompt(tokenizer, messages), add_special_tokens=False)["input_ids"]
+        if len(ids) > cfg.max_prompt_tokens:
+            too_long += 1
+            continue
+        prompts.append({"ids": ids, "answer": row["answer"]})
+    if too_long:
+        ctx.world.print0(f"[{cfg.name}] dropped {too_long} prompts longer than max_prompt_tokens={cfg.max_prompt_tokens}")
+    if not prompts:
+        raise ValueError(f"stage {cfg.name}: no prompt fits max_prompt_tokens={cfg.max_prompt_tokens}")
+    return prompts
+
+
+def plan_batches(ctx: StageContext, n_prompts: int) -> Plan:
+    cfg, W = ctx.cfg, ctx.world.world_size
+    mini = cfg.mini_batch_prompts or cfg.prompts_per_step
+    if cfg.prompts_per_step % W or mini % W:
+        raise ValueError(f"stage {cfg.name}: prompts_per_step ({cfg.prompts_per_step}) and mini_batch_prompts "
+                         f"({mini}) must be multiples of the number of ranks ({W})")
+    seqs = mini // W * cfg.rollouts_per_prompt
+    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * n_prompts / cfg.prompts_per_step))
+    return Plan(prompts_local=cfg.prompts_per_step // W, updates=cfg.prompts_per_step // mini, mini_local=mini // W,
+                grad_accum=math.ceil(seqs / ctx.micro_batch_size), total_steps=total)
+
+
+def temperature_at(setting: float | TemperatureSchedule, step: int, total: int) -> float:
+    """Constant, or linear from start to end over the first anneal_fraction of the steps."""
+    if not isinstance(setting, TemperatureSchedule):
+        return float(setting)
+    span = max(1, round(setting.anneal_fraction * total))
+    frac = min(1.0, step / span)
+    return setting.start + (setting.end - setting.start) * frac
+
+
+# ------------------------------------------------------------------------------------ rollouts
+def generate_round(ctx, generator, verifier, prompts, rows: list[int], round_: int, step: int, temp: float,
+                   eos_id: int) -> list[Rollout]:
+    """Sample and score this rank's share of `rows` (global prompt indices of the step)."""
+    from rlvr.generate import Request, Sampling
+
+    cfg, world, P = ctx.cfg, ctx.world, ctx.cfg.prompts_per_step
+    local = range(world.rank * len(rows) // world.world_size, (world.rank + 1) * len(rows) // world.world_size)
+    requests = [Request(prompt_ids=prompts[rows[j]]["ids"]) for j in local]
+    sampling = Sampling(n=cfg.rollouts_per_prompt, temperature=temp, top_p=cfg.top_p, top_k=cfg.top_k,
+                        max_tokens=cfg.max_response_tokens, seed=ctx.recipe.seed * 1_000_003 + step * 97 + round_,
+                        logprobs=True, stop_token_ids=[eos_id])
+    outs = generator.generate(requests, sampling)
+    rollouts = []
+    for j, completions in zip(local, outs, strict=True):
+        for c in completions:
+            rollouts.append(Rollout(group=round_ * P + j, prompt_ids=c.prompt_ids, completion_ids=c.completion_ids,
+                                    rollout_logp=list(c.logprobs or []), truncated=c.finish_reason == "length"))
+    texts = [c.text for cs in outs for c in cs]
+    golds = [prompts[rows[j]]["answer"] for j in local for _ in range(cfg.rollouts_per_prompt)]
+    for r, res in zip(rollouts, verifier.verify_batch(texts, golds, truncated=[r.truncated for r in rollouts]), strict=True):
+        r.correct, r.reason = res.score == 1.0, res.reason
+        has_answer = res.answer is not None and not r.truncated
+        hit = r.correct if cfg.reward.kind == "correctness" else has_answer
+        r.reward = cfg.reward.correct if hit else cfg.reward.incorrect
+    return rollouts
+
+
+def collect_rollouts(ctx, generator, verifier, prompts, orders, step: int, temp: float, eos_id: int,
+                     log: StepLog) -> tuple[list[Rollout], list[Rollout]]:
+    """(rollouts to train on, every rollout generated). Round 0 takes the step's prompts; with
+    dynamic sampling, groups whose rewards are all equal are dropped and later rounds (fresh prompts
+    from a separate, resumable order) refill them; all ranks run the same number of rounds."""
+    cfg, world, P = ctx.cfg, ctx.world, ctx.cfg.prompts_per_step
+    main_order, refill_order = orders
+    rounds = cfg.dynamic_sampling.max_rounds if cfg.dynamic_sampling.enabled else 1
+    kept: list[list[Rollout]] = []
+    generated: list[Rollout] = []
+    for round_ in range(rounds):
+        rows = main_order.global_batch(step, P) if round_ == 0 else refill_order.global_batch(step * rounds + round_, P)
+        rollouts = generate_round(ctx, generator, verifier, prompts, rows, round_, step, temp, eos_id)
+        generated += rollouts
+        for g in _groups(rollouts):
+            if not cfg.dynamic_sampling.enabled or len({r.reward for r in g}) > 1:
+                kept.append(g)
+        short = world.all_reduce_sum(max(0, P // world.world_size - len(kept)))
+        if not cfg.dynamic_sampling.enabled or short == 0:
+            break
+    kept = kept[: P // world.world_size]
+    log.add(**{"rollout/rounds": round_ + 1, "rollout/groups_kept": world.all_reduce_sum(len(kept)),
+               "rollout/generated": world.all_reduce_sum(len(generated))})
+    return [r for g in kept for r in g], generated
+
+
+def _groups(rollouts: list[Rollout]) -> list[list[Rollout]]:
+    by: dict[int, list[Rollout]] = {}
+    for r in rollouts:
+        by.setdefault(r.group, []).append(r)
+    return list(by.values())
+
+
+def shape_rewards(ctx, rollouts: list[Rollout]) -> None:
+    """DAPO soft overlong penalty and KL-in-reward adjust rewards before advantages."""
+    cfg = ctx.cfg
+    ov = cfg.overlong
+    if ov.buffer:
+        limit = cfg.max_response_tokens - ov.buffer
+        for r in rollouts:
+            over = len(r.completion_ids) - limit
+            if over > 0:
+                r.reward -= ov.penalty * min(1.0, over / ov.buffer)
+    if cfg.kl.coef > 0 and cfg.kl.placement == "reward":
+        for r in rollouts:
+            lp = r.old_logp if r.old_logp is not None else torch.tensor(r.rollout_logp)
+            r.reward -= cfg.kl.coef * float(kl(lp, r.ref_logp, cfg.kl.kind).sum())
+
+
+def assign_advantages(ctx, rollouts: list[Rollout]) -> None:
+    """Advantages over the whole batch: rewards and group ids of every rank are gathered first."""
+    world = ctx.world
+    local = [(r.reward, r.group) for r in rollouts]
+    gathered = world.all_gather_object(local)
+    offset = sum(len(g) for g in gathered[: world.rank])
+    rewards = torch.tensor([x[0] for g in gathered for x in g], dtype=torch.float64)
+    groups = torch.tensor([x[1] for g in gathered for x in g], dtype=torch.long)
+    adv = ESTIMATORS[ctx.cfg.advantage](rewards, groups) if len(rewards) else rewards
+    for i, r in enumerate(rollouts):
+        r.advantage = float(adv[offset + i])
+
+
+def select_for_training(ctx, rollouts: list[Rollout], step: int) -> None:
+    """Overlong filtering, Phi-4 prompt filters and reward rebalancing decide which rollouts carry loss."""
+    cfg = ctx.cfg
+    rng = random.Random(f"{ctx.recipe.seed}|rebalance|{step}|{ctx.world.rank}")
+    for g in _groups(rollouts):
+        acc = sum(r.correct for r in g) / len(g)
+        lengths = [len(r.completion_ids) for r in g]
+        mean_len = sum(lengths) / len(lengths)
+        cv = (sum((x - mean_len) ** 2 for x in lengths) / len(lengths)) ** 0.5 / max(mean_len, 1)
+        drop = (cfg.prompt_filter.max_accuracy is not None and acc > cfg.prompt_filter.max_accuracy) or \
+               (cfg.prompt_filter.max_length_cv is not None and cv > cfg.prompt_filter.max_length_cv)
+        for r in g:
+            r.train = not drop and not (cfg.overlong.filter and r.truncated)
+        if cfg.rebalance and not drop:
+            pos = [r for r in g if r.reward > cfg.reward.incorrect]
+            neg = [r for r in g if r.reward <= cfg.reward.incorrect]
+            for r in neg:
+                r.train = False
+            for r in rng.sample(neg, min(len(pos), len(neg))):
+                r.train = not (cfg.overlong.filter and r.truncated)
+
+
+# ------------------------------------------------------------------------------------ log-probs
+def chunks(items: list[Any], n_chunks: int, size: int) -> list[list[Any]]:
+    """Exactly n_chunks consecutive chunks of at most `size` items (trailing ones may be empty), so
+    every rank runs the same number of forwards/backwards (ZeRO-3 gathers are collective)."""
+    return [items[i * size:(i + 1) * size] for i in range(n_chunks)]
+
+
+def forward_response(model_fn, batch: list[Rollout], pad_id: int, device, temp: float, with_entropy: bool):
+    """Trainer log-probs (and entropy) of each rollout's completion tokens.
+    Returns logp [B,T], mask [B,T], entropy [B,T] or None; T = longest completion in the chunk."""
+    seqs = [r.prompt_ids + r.completion_ids for r in batch]
+    L, T = max(map(len, seqs)), max(len(r.completion_ids) for r in batch)
+    ids = torch.full((len(batch), L), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(batch), L), dtype=torch.long)
+    pos = torch.zeros((len(batch), T), dtype=torch.long)
+    tokens = torch.full((len(batch), T), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), T))
+    for b, (s, r) in enumerate(zip(seqs, batch, strict=True)):
+        ids[b, :len(s)] = torch.tensor(s)
+        attn[b, :len(s)] = 1
+        n, start = len(r.completion_ids), len(r.prompt_ids) - 1  # logits at p-1 predict the first completion token
+        pos[b, :n] = torch.arange(start, start + n)
+        tokens[b, :n] = torch.tensor(r.completion_ids)
+        mask[b, :n] = 1
+    logits = model_fn(input_ids=ids.to(device), attention_mask=attn.to(device), use_cache=False).logits
+    pos, tokens, mask = pos.to(device), tokens.to(device), mask.to(device)
+    resp = torch.gather(logits, 1, pos.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))  # [B,T,V]
+    logp = token_logprobs(resp, tokens, temp)
+    ent = entropy(resp.float() / temp) if with_entropy else None
+    return logp, mask, ent
+
+
+def _dummy(pad_id: int) -> Rollout:
+    return Rollout(group=-1, prompt_ids=[pad_id], completion_ids=[pad_id], rollout_logp=[0.0], truncated=False, train=False)
+
+
+@torch.no_grad()
+def precompute_logprobs(ctx, backend, reference, rollouts: list[Rollout], pad_id: int, temp: float, need_old: bool) -> None:
+    """old_logp from the current policy (when several updates follow) and ref_logp from the frozen
+    reference (when the KL term is on), micro-batch by micro-batch."""
+    micro = ctx.micro_batch_size
+    n_chunks = int(max(ctx.world.all_gather_object(math.ceil(len(rollouts) / micro))))
+    for part in chunks(rollouts, n_chunks, micro):
+        batch = part or [_dummy(pad_id)]
+        if need_old:
+            logp, _, _ = forward_response(backend.forward, batch, pad_id, backend.device, temp, False)
+            for r, lp in zip(part, logp, strict=False):
+                r.old_logp = lp[: len(r.completion_ids)].detach().cpu()
+        if reference is not None and part:
+            logp, _, _ = forward_response(reference, batch, pad_id, backend.device, temp, False)
+            for r, lp in zip(part, logp, strict=False):
+                r.ref_logp = lp[: len(r.completion_ids)].detach().cpu()
+
+
+def _pad_rows(rows: list[torch.Tensor | None], T: int, device) -> torch.Tensor:
+    out = torch.zeros((len(rows), T), device=device)
+    for b, x in enumerate(rows):
+        if x is not None:
+            out[b, : len(x)] = x.to(device)
+    return out
+
+
+# ------------------------------------------------------------------------------------ the update
+def train_on(ctx, backend, rollouts: list[Rollout], plan: Plan, pad_id: int, temp: float, single_update: bool) -> dict[str, float]:
+    """ppo_epochs x updates optimizer steps over this step's rollouts; returns summed metrics."""
+    cfg, world, micro = ctx.cfg, ctx.world, ctx.micro_batch_size
+    sums: Counter = Counter()
+    by_prompt = _groups(rollouts)
+    backend.train()
+    for _ in range(cfg.ppo_epochs):
+        for u in range(plan.updates):
+            mini = [r for g in by_prompt[u * plan.mini_local:(u + 1) * plan.mini_local] for r in g]
+            n_tokens = world.all_reduce_sum(sum(len(r.completion_ids) for r in mini if r.train))
+            n_seqs = world.all_reduce_sum(sum(r.train for r in mini))
+            counts = {"n_tokens": max(n_tokens, 1.0), "n_seqs": max(n_seqs, 1.0), "norm_len": cfg.max_response_tokens}
+            for part in chunks(mini, plan.grad_accum, micro):
+                batch = part or [_dummy(pad_id)]
+                logp, mask, ent = forward_response(backend.forward, batch, pad_id, backend.device, temp,
+                                                   with_entropy=True)
+                if not cfg.entropy_coef:
+                    ent = ent.detach()  # logged only: no graph through the full-vocabulary softmax
+                mask = mask * torch.tensor([float(r.train) for r in batch], device=mask.device).unsqueeze(-1)
+                T = logp.shape[1]
+                old = logp.detach() if single_update else _pad_rows([r.old_logp for r in batch], T, logp.device)
+                adv = torch.tensor([r.advantage for r in batch], device=logp.device)
+                weights = None
+                if cfg.tis_cap is not None:
+                    weights = tis_weights(old, _pad_rows([torch.tensor(r.rollout_logp) for r in batch], T, logp.device), cfg.tis_cap)
+                pg, m = policy_loss(logp, old, adv, mask, cfg.clip_low, cfg.clip_high, cfg.loss_agg, weights=weights, **counts)
+                loss = pg
+                h = aggregate(ent, mask, cfg.loss_agg, **counts)
+                if cfg.entropy_coef:
+                    loss = loss - cfg.entropy_coef * h  # coef > 0 raises entropy
+                k = torch.zeros((), device=logp.device)
+                if cfg.kl.coef > 0:
+                    k = aggregate(kl(logp, _pad_rows([r.ref_logp for r in batch], T, logp.device), cfg.kl.kind),
+                                  mask, cfg.loss_agg, **counts)
+                    if cfg.kl.placement == "loss":
+                        loss = loss + cfg.kl.coef * k
+                backend.backward(loss)
+                n_tok = float(mask.sum())
+                sums.update({"pg_loss": float(pg), "entropy": float(h), "kl": float(k),
+                             "clip_frac_tok": float(m["clip_frac"]) * n_tok, "approx_kl_tok": float(m["approx_kl"]) * n_tok,
+                             "tok": n_tok})
+            stats = backend.step()
+            sums.update({"grad_norm": stats.grad_norm or 0.0, "updates": 1})
+            sums["lr"] = stats.lr
+    return dict(sums)
+
+
+# ------------------------------------------------------------------------------------ metrics
+def rollout_metrics(world, rollouts: list[Rollout]) -> dict[str, float]:
+    n = world.all_reduce_sum(len(rollouts))
+    s = lambda f: world.all_reduce_sum(sum(f(r) for r in rollouts))  # noqa: E731
+    mean_r = s(lambda r: r.reward) / n
+    var_r = s(lambda r: (r.reward - mean_r) ** 2) / max(n - 1, 1)
+    lengths = [len(r.completion_ids) for r in rollouts]
+    max_len = max(world.all_gather_object(max(lengths, default=0)))
+    out = {
+        "reward/mean": mean_r, "reward/std": var_r ** 0.5, "accuracy": s(lambda r: r.correct) / n,
+        "adv/mean": s(lambda r: r.advantage) / n, "adv/abs_mean": s(lambda r: abs(r.advantage)) / n,
+        "response/length_mean": s(lambda r: len(r.completion_ids)) / n, "response/length_max": max_len,
+        "response/truncated": s(lambda r: r.truncated) / n,
+    }
+    reasons = Counter(r.reason for r in rollouts)
+    for reason in sorted({x for c in world.all_gather_object(dict(reasons)) for x in c}):
+        out[f"verify/{reason}"] = world.all_reduce_sum(reasons.get(reason, 0))
+    return out
+
+
+# ------------------------------------------------------------------------------------ the stage
+def main(ctx: StageContext) -> StageResult:
+    from rlvr.generate import build_generator
+    from rlvr.generate.probe import check_probe, probe_gap, probe_sequences
+    from rlvr.verify import Verifier
+
+    cfg, world = ctx.cfg, ctx.world
+    tokenizer, model = ctx.load_policy()
+    prompts = build_prompts(ctx, tokenizer)
+    plan = plan_batches(ctx, len(prompts))
+    data_id = fingerprint([[p["ids"] for p in prompts[:64]], len(prompts), cfg.prompts_per_step])
+    backend = ctx.wrap(model, plan.total_steps, grad_accum=plan.grad_accum)
+    reference = load_reference(ctx, backend.device) if cfg.kl.coef > 0 else None
+    generator = build_generator(cfg.generation, ctx.input_model, world, dtype=ctx.recipe.model.dtype, seed=ctx.recipe.seed)
+    verifier = Verifier(ctx.recipe.verifier)
+    start = ctx.resume_from(backend, data_id)
+    probe_ids = probe_sequences(tokenizer, cfg.generation.probe_sequences, cfg.generation.probe_length)
+    generator.sync_weights(backend.iter_full_params())  # the engine must start from the trainer's weights
+    check_probe(probe_gap(generator, backend, probe_ids), cfg.generation.probe_threshold)
+    orders = (EpochOrder(len(prompts), ctx.recipe.seed), EpochOrder(len(prompts), ctx.recipe.seed + 7919))
+    pad = tokenizer.pad_token_id
+    single_update = plan.updates == 1 and cfg.ppo_epochs == 1
+    world.print0(f"[{cfg.name}] {len(prompts)} prompts; {cfg.prompts_per_step} prompts x {cfg.rollouts_per_prompt} "
+                 f"rollouts per step, {plan.updates * cfg.ppo_epochs} update(s) per step, grad_accum {plan.grad_accum}; "
+                 f"steps {start}->{plan.total_steps}")
+    bar = progress(plan.total_steps, cfg.name, enabled=world.is_main, initial=start)
+    history: list[dict[str, float]] = []
+    for step in range(start, plan.total_steps):
+        log, t0 = StepLog(), time.perf_counter()
+        temp = temperature_at(cfg.temperature, step, plan.total_steps)
+
+        rollouts, generated = collect_rollouts(ctx, generator, verifier, prompts, orders, step, temp,
+                                               tokenizer.eos_token_id, log)                       # 1-2
+        gen_stats = dict(generator.last_stats)
+        generator.sleep()
+        t_gen = time.perf_counter()
+
+        precompute_logprobs(ctx, backend, reference, rollouts, pad, temp, need_old=not single_update)  # 4
+        shape_rewards(ctx, rollouts)
+        assign_advantages(ctx, rollouts)                                                         # 3
+        select_for_training(ctx, rollouts, step)
+        t_prep = time.perf_counter()
+
+        sums = train_on(ctx, backend, rollouts, plan, pad, temp, single_update)                 # 5
+        t_train = time.perf_counter()
+
+        generator.wake()
+        sync_s = generator.sync_weights(backend.iter_full_params())                             # 6
+        gap = probe_gap(generator, backend, probe_ids)
+        check_probe(gap, cfg.generation.probe_threshold)
+        t_sync = time.perf_counter()
+
+        tok = world.all_reduce_sum(sums.get("tok", 0.0))
+        metrics = {**rollout_metrics(world, generated), **gap, **log.values,
+                   "rollout/train_fraction": world.all_reduce_sum(sum(r.train for r in rollouts))
+                   / max(1.0, world.all_reduce_sum(len(generated))),
+                   "pg_loss": world.all_reduce_sum(sums.get("pg_loss", 0.0)) / sums.get("updates", 1),
+                   "entropy": world.all_reduce_sum(sums.get("entropy", 0.0)) / sums.get("updates", 1),
+                   "kl": world.all_reduce_sum(sums.get("kl", 0.0)) / sums.get("updates", 1),
+                   "clip_frac": world.all_reduce_sum(sums.get("clip_frac_tok", 0.0)) / max(tok, 1),
+                   "approx_kl": world.all_reduce_sum(sums.get("approx_kl_tok", 0.0)) / max(tok, 1),
+                   "grad_norm": sums.get("grad_norm", 0.0) / sums.get("updates", 1), "lr": sums.get("lr", 0.0),
+                   "temperature": temp, "gen/tokens_per_s": gen_stats.get("gen/tokens_per_s", 0.0),
+                   "time/generate": t_gen - t0, "time/prepare": t_prep - t_gen, "time/train": t_train - t_prep,
+                   "time/sync": t_sync - t_train, "time/sync_push": sync_s, "time/step": t_sync - t0}
+        ctx.tracker.log(cfg.name, step + 1, metrics)
+        history.append(metrics)
+        bar.update(1)
+        bar.set_postfix(reward=f"{metrics['reward/mean']:.3f}", acc=f"{metrics['accuracy']:.3f}",
+                        ent=f"{metrics['entropy']:.3f}", kl=f"{metrics['kl']:.4f}", s=f"{metrics['time/step']:.1f}",
+                        refresh=False)
+        if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < plan.total_steps:
+            ctx.save(backend, step + 1, data_id)
+        ctx.stop_if_preempted(backend, step + 1, data_id)
+    bar.close()
+    if start < plan.total_steps:
+        ctx.save(backend, plan.total_steps, data_id)
+    final = ctx.export(backend, tokenizer)
+    generator.close()
+    verifier.close()
+    backend.close()
+    return StageResult(steps=plan.total_steps, metrics=summarize(history), output=str(final))
+
+
+def load_reference(ctx: StageContext, device) -> Any:
+    """The frozen input model for the KL term (a plain module on every rank, no optimizer)."""
+    from rlvr.models.load import load_model
+
+    ref = load_model(ctx.input_model, dtype=ctx.recipe.model.dtype).to(device).eval()
+    for p in ref.parameters():
+        p.requires_grad_(False)
+    return ref
+
+
+def summarize(history: list[dict[str, float]]) -> dict[str, float]:
+    if not history:
+        return {}
+    k = max(1, len(history) // 4)
+    first, last = history[:k], history[-k:]
+    mean = lambda rows, key: sum(r[key] for r in rows) / len(rows)  # noqa: E731
+    return {"reward_first": mean(first, "reward/mean"), "reward_last": mean(last, "reward/mean"),
+            "accuracy_first": mean(first, "accuracy"), "accuracy_last": mean(last, "accuracy"),
+            "gap_max": max(r.get("gen/logprob_gap_max", 0.0) for r in history)}
