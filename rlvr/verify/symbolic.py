@@ -63,32 +63,59 @@ def _numeric_disagree(gold, pred) -> bool:
         return False
 
 
-_PROBES = ((7, 3), (11, 5))  # two probe points: each symbol k gets (a + k) / b
+_PROBES = ((7, 3), (11, 5))  # two probe points: symbol number k gets (a + k) / b
+
+
+def _abstract(expr, table: dict):
+    """Replace undefined functions and derivatives (u(t), dx/dt) by shared placeholder symbols."""
+    import sympy
+    from sympy.core.function import AppliedUndef
+
+    nodes = expr.atoms(sympy.Derivative) | expr.atoms(AppliedUndef)
+    reps = {n: table.setdefault(sympy.srepr(n), sympy.Dummy(f"u{len(table)}")) for n in nodes}
+    return expr.xreplace(reps) if reps else expr
+
+
+def _values(exprs: list, point_of) -> list[complex]:
+    return [complex(e.evalf(30, subs=point_of)) for e in exprs]
 
 
 def _probe_differs(gold, pred) -> bool:
-    """True when two plain expressions take clearly different values at two probe points.
+    """True when a probe proves two expressions (or equations) different.
 
-    Two expressions that are identically equal agree wherever both are defined, so disagreeing at
-    two points proves them different; this answers most wrong symbolic answers without
-    math-verify's ``simplify``. Anything else (relations, sets, undefined values) is "no evidence".
+    Identically equal expressions agree wherever both are defined, so disagreeing at two probe
+    points proves them different; for equations ``a = b`` the differences ``a - b`` must stay
+    proportional. This settles most wrong symbolic answers without math-verify's ``simplify``.
+    Relations other than equality, sets, tuples and undefined values give "no evidence" (False).
     """
     import sympy
 
     try:
         g, p = gold[0], pred[0]
+        both_eq = isinstance(g, sympy.Eq) and isinstance(p, sympy.Eq)
+        if both_eq:
+            g, p = g.lhs - g.rhs, p.lhs - p.rhs
         if not (isinstance(g, sympy.Expr) and isinstance(p, sympy.Expr)):
             return False
+        table: dict = {}
+        g, p = _abstract(g, table), _abstract(p, table)
         symbols = sorted(g.free_symbols | p.free_symbols, key=str)
-        if len(symbols) > 12:
+        if len(symbols) > 16:
             return False
+        ratios = []
         for a, b in _PROBES:
             point = {sym: sympy.Rational(a + k, b) for k, sym in enumerate(symbols)}
-            gv = complex(g.evalf(30, subs=point))
-            pv = complex(p.evalf(30, subs=point))
+            gv, pv = _values([g, p], point)
             scale = max(1.0, abs(gv), abs(pv))
-            if not abs(gv - pv) > 1e-9 * scale:
+            if both_eq:
+                if abs(pv) < 1e-12 * scale or abs(gv) < 1e-12 * scale:
+                    return False
+                ratios.append(gv / pv)
+            elif not abs(gv - pv) > 1e-9 * scale:
                 return False
+        if both_eq:
+            r1, r2 = ratios
+            return abs(r1 - r2) > 1e-9 * max(1.0, abs(r1), abs(r2))
         return True
     except Exception:  # noqa: BLE001 - undefined at the probe, non-numeric, overflow: no evidence
         return False

@@ -16,12 +16,12 @@ from rlvr.verify import Verifier, VerifierConfig  # noqa: E402
 
 @pytest.fixture(scope="session")
 def verifiers():
-    made: dict[str, Verifier] = {}
+    made: dict[tuple[str, float], Verifier] = {}
 
-    def get(policy: str = "math") -> Verifier:
-        if policy not in made:
-            made[policy] = Verifier(VerifierConfig(policy=policy, workers=2, timeout=2.0))
-        return made[policy]
+    def get(policy: str = "math", timeout: float = 2.0) -> Verifier:
+        if (policy, timeout) not in made:
+            made[policy, timeout] = Verifier(VerifierConfig(policy=policy, workers=2, timeout=timeout))
+        return made[policy, timeout]
 
     yield get
     for v in made.values():

@@ -22,11 +22,13 @@ def test_gold_round_trip(name, shared_data, verifiers):
         preds.append(perturbed(gold))
         gold_col.append(gold)
         expected.append(False)
-    results = verifiers(DATASETS[name][2]).verify_batch(preds, gold_col)
+    # Accepted spellings are decided on the exact path; only perturbed symbolic golds reach the
+    # fallback, where a timeout also counts as rejected. A 1 s limit keeps the suite fast.
+    results = verifiers(DATASETS[name][2], timeout=1.0).verify_batch(preds, gold_col)
     wrong = [
         (gold, pred[-80:], res.reason)
         for pred, gold, want, res in zip(preds, gold_col, expected, results)
         if (res.score == 1.0) != want
     ]
     assert wrong == []
-    assert max(r.seconds for r in results) <= 2.0 + 0.5  # timeout plus scheduling slack
+    assert max(r.seconds for r in results) <= 1.0 + 0.5  # timeout plus scheduling slack
