@@ -141,9 +141,7 @@ class HFGenerator:
                 missing.append(name)
         if missing:
             raise KeyError(f"sync_weights: the HF generator's model has no parameters named {missing[:5]}")
-        seconds = time.perf_counter() - start
-        self.last_stats = {"gen/sync_seconds": seconds}
-        return seconds
+        return time.perf_counter() - start
 
     def sleep(self) -> None:
         """No-op: the HF generator's weights stay resident."""

@@ -18,6 +18,7 @@ temporaries are freed, which is the order that avoids the wake-up OOM.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterable
@@ -28,6 +29,14 @@ import torch
 from rlvr.generate.config import GenerationConfig
 from rlvr.generate.types import Completion, Request, Sampling, render_prompts, request_seed, throughput
 from rlvr.world import World
+
+
+class _RotaryReloadFilter(logging.Filter):
+    """vLLM warns 'RotaryEmbedding: Failed to load weights' on every reload: the rotary cos/sin cache is
+    derived, not a checkpoint weight, and vLLM puts the (unchanged) cache back. Harmless; dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("RotaryEmbedding: Failed to load weights")
 
 
 def _on_gpu() -> bool:
@@ -72,6 +81,7 @@ class VLLMGenerator:
         # Under torchrun the default process group belongs to the trainer; vLLM's shutdown would destroy it.
         self._trainer_owns_pg = torch.distributed.is_available() and torch.distributed.is_initialized()
         self.llm = LLM(**kwargs)
+        logging.getLogger("vllm.model_executor.model_loader.reload.layerwise").addFilter(_RotaryReloadFilter())
         self.tokenizer = self.llm.get_tokenizer()
         self.sleeps = gpu and config.sleep_mode
         self._asleep: set[str] = set()
@@ -146,9 +156,7 @@ class VLLMGenerator:
         for _ in stream:  # a loader that stops early must not leave ZeRO-3 gathers pending on other ranks
             pass
         self.llm.reset_prefix_cache()
-        seconds = time.perf_counter() - start
-        self.last_stats = {"gen/sync_seconds": seconds}
-        return seconds
+        return time.perf_counter() - start
 
     @property
     def dtype(self) -> torch.dtype:

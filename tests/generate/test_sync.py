@@ -42,3 +42,16 @@ def test_skipped_sync_stops_the_run(tiny_model, tmp_path):
     r = json.loads(out.read_text())
     assert r["skipped"] == 1 and len(r["probe"]) == 2  # stopped right at the skipped step
     assert r["probe"][0]["gen/logprob_gap_max"] <= 1e-5 and r["probe"][1]["gen/logprob_gap_max"] > 1e-3
+
+
+@pytest.mark.slow
+def test_generate_bench_runs(tmp_path):
+    from conftest import PYTHON
+
+    out = tmp_path / "bench.json"
+    proc = run_cmd([PYTHON, str(REPO / "bench" / "generate.py"), "--prompts", "2", "--max-tokens", "8",
+                    "--steps", "1", "--repeats", "1", "--json", str(out)], timeout=240)
+    assert proc.returncode == 0, tail(proc)
+    r = json.loads(out.read_text())
+    assert r["vllm"]["tokens_per_s"] > 0 and r["hf"]["tokens_per_s"] > 0 and r["vllm_over_hf"] > 0
+    assert 0 < r["rl_step"]["sync_s"] < r["rl_step"]["step_s"] and r["rl_step"]["probe_gap_max"] <= 1e-5
