@@ -56,15 +56,41 @@ def _squarefree(n: int) -> tuple[int, int]:
     return s, r * n
 
 
+ONE = (1, 0, 0, ())  # basis key of the rationals: no radical, no π, no i, no variables
+IMAG = (1, 0, 1, ())
+PI = (1, 1, 0, ())
+
+
+def _mono_mul(m1: tuple, m2: tuple) -> tuple:
+    """Multiply two monomials ((name, exponent), ...) kept sorted, dropping zero exponents."""
+    if not m1:
+        return m2
+    if not m2:
+        return m1
+    exps = dict(m1)
+    for name, e in m2:
+        exps[name] = exps.get(name, 0) + e
+    return tuple(sorted((n, e) for n, e in exps.items() if e))
+
+
 @dataclass(frozen=True)
 class Num:
-    """Σ coef · √rad · π^pi · i^imag, stored as a sorted tuple of ((rad, pi, imag), coef)."""
+    """Σ coef · √rad · π^pi · i^imag · monomial, as a sorted tuple of ((rad, pi, imag, mono), coef).
+
+    ``mono`` is a tuple of (variable, integer exponent): polynomials (and Laurent monomials) in
+    free variables are compared as exact identities, so ``2(k+1) = 2k+2`` and ``x^2+2 ≠ x^2+1``
+    are decided without sympy. Variables are free, so a match is an identity for every value.
+    """
 
     terms: tuple
 
     @staticmethod
     def of(value: Fraction | int) -> Num:
-        return Num(((((1, 0, 0), Fraction(value)),) if value else ()))
+        return Num((((ONE, Fraction(value)),) if value else ()))
+
+    @staticmethod
+    def var(name: str) -> Num:
+        return Num((((1, 0, 0, ((name, 1),)), Fraction(1)),))
 
     @staticmethod
     def _build(table: dict) -> Num:
@@ -79,9 +105,12 @@ class Num:
     def rational(self) -> Fraction | None:
         if not self.terms:
             return Fraction(0)
-        if len(self.terms) == 1 and self.terms[0][0] == (1, 0, 0):
+        if len(self.terms) == 1 and self.terms[0][0] == ONE:
             return self.terms[0][1]
         return None
+
+    def has_variables(self) -> bool:
+        return any(k[3] for k, _ in self.terms)
 
     def __add__(self, other: Num) -> Num:
         table = dict(self.terms)
@@ -96,15 +125,17 @@ class Num:
         return self + (-other)
 
     def __mul__(self, other: Num) -> Num:
+        if len(self.terms) * len(other.terms) > MAX_TERMS * 4:
+            raise Undecided("product too large")
         table: dict = {}
-        for (r1, p1, j1), c1 in self.terms:
-            for (r2, p2, j2), c2 in other.terms:
+        for (r1, p1, j1, m1), c1 in self.terms:
+            for (r2, p2, j2, m2), c2 in other.terms:
                 s, r = _squarefree(r1 * r2)
                 c = c1 * c2 * s
                 j = j1 + j2
                 if j == 2:
                     c, j = -c, 0
-                key = (r, p1 + p2, j)
+                key = (r, p1 + p2, j, _mono_mul(m1, m2))
                 table[key] = table.get(key, 0) + c
         return Num._build(table)
 
@@ -113,16 +144,16 @@ class Num:
             raise Undecided("division by zero")
         if len(self.terms) == 2:  # a + b·i with rational parts: multiply by the conjugate
             (k1, a), (k2, b) = self.terms
-            if k1 == (1, 0, 0) and k2 == (1, 0, 1):
+            if k1 == ONE and k2 == IMAG:
                 norm = a * a + b * b
                 return Num._build({k1: a / norm, k2: -b / norm})
         if len(self.terms) != 1:
             raise Undecided("division by a sum")
-        (r, p, j), c = self.terms[0]
+        (r, p, j, mono), c = self.terms[0]
         coef = 1 / (c * r)  # 1/(c√r) = √r/(c·r)
         if j:
             coef = -coef  # 1/i = -i
-        return Num._build({(r, -p, j): coef})
+        return Num._build({(r, -p, j, tuple((n, -e) for n, e in mono)): coef})
 
     def __truediv__(self, other: Num) -> Num:
         return self * other.inverse()
@@ -139,6 +170,8 @@ class Num:
         size = max((max(v.numerator.bit_length(), v.denominator.bit_length()) for _, v in self.terms), default=1)
         if abs(n) > 100_000 or size * abs(n) > MAX_BITS or (len(self.terms) > 1 and abs(n) > 32):
             raise Undecided("exponent too large")
+        if self.has_variables() and abs(n) > 1000:
+            raise Undecided("exponent too large")
         base = self if n >= 0 else self.inverse()
         result, sq, n = Num.of(1), base, abs(n)
         while n:
@@ -150,8 +183,10 @@ class Num:
         return result
 
     def to_complex(self) -> complex:
+        if self.has_variables():
+            raise Undecided("not a number")
         total = 0j
-        for (r, p, j), c in self.terms:
+        for (r, p, j, _), c in self.terms:
             total += float(c) * math.sqrt(r) * math.pi**p * (1j if j else 1)
         return total
 
@@ -163,7 +198,7 @@ def sqrt_num(x: Num) -> Num:
     imag = q < 0
     q = abs(q)
     s, r = _squarefree(q.numerator * q.denominator)
-    return Num._build({(r, 0, int(imag)): Fraction(s, q.denominator)})
+    return Num._build({(r, 0, int(imag), ()): Fraction(s, q.denominator)})
 
 
 @dataclass(frozen=True)
@@ -173,9 +208,16 @@ class Inf:
 
 # ---------------------------------------------------------------- arithmetic parser
 
-_NUMBER = re.compile(r"(\d+\.?\d*|\.\d+)(?:e([+-]?\d{1,3})(?![\d.]))?")
+_NUMBER = re.compile(r"(\d+\.?\d*|\.\d+)(?:[eE]([+-]?\d{1,3})(?![\d.]))?")
 _COMMAND = re.compile(r"\\([A-Za-z]+)")
 _MULT_CMDS = {"cdot", "times", "ast"}
+_APPLIED = re.compile(r"\(\s*(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?\w+\}?)?\s*(?:,\s*[A-Za-z]\s*)*\)")
+_SUBSCRIPT = re.compile(r"_(?:\{([A-Za-z0-9]{1,8})\}|([A-Za-z0-9]))")
+GREEK = {
+    "alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta",
+    "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "phi", "varphi", "chi", "psi", "omega",
+    "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma", "Phi", "Psi", "Omega",
+}
 
 
 class _Arith:
@@ -289,18 +331,40 @@ class _Arith:
             return value
         if ch == "e" and self.s[self.i + 1 : self.i + 2] == "^":
             self.i += 2
-            return _polar(self.arg(exponent=True))
-        if ch == "i" and not (self.s[self.i + 1 : self.i + 2].isalpha()):
+            exponent = self.arg(exponent=True)
+            try:
+                return _polar(exponent)  # e^{i·kπ/6}: a complex number in polar form
+            except Undecided:
+                return Num.var("e").power(exponent)  # e is transcendental: a free symbol is exact
+        if ch == "i":
             self.i += 1
-            return Num._build({(1, 0, 1): Fraction(1)})
+            return Num._build({IMAG: Fraction(1)})
         if ch == "\\":
             cmd = self._cmd()
+            if cmd in GREEK:
+                self.i += len(cmd) + 1
+                return self._variable("\\" + cmd)
             handler = _PRIMARY_CMDS.get(cmd)
             if handler is None:
                 raise Undecided(f"command \\{cmd}")
             self.i += len(cmd) + 1
             return handler(self)
+        if ch.isalpha() and ch.isascii():
+            self.i += 1
+            return self._variable(ch)
         raise Undecided(f"symbol {ch!r}")
+
+    def _variable(self, name: str) -> Num:
+        """A one-letter (or Greek) variable with an optional subscript: x, r_0, a_{12}, \\omega_n."""
+        m = _SUBSCRIPT.match(self.s, self.i)
+        if m:
+            name += "_" + (m.group(1) or m.group(2))
+            self.i = m.end()
+        if self.s[self.i : self.i + 1] == "'" or self.s.startswith("^{\\prime", self.i):
+            raise Undecided("derivative")
+        if _APPLIED.match(self.s, self.i):  # u(t), f(x): a function applied, not a product
+            raise Undecided("function application")
+        return Num.var(name)
 
     def number(self) -> Num:
         m = _NUMBER.match(self.s, self.i)
@@ -404,17 +468,17 @@ def _cos_sin(t: Fraction) -> tuple[Num, Num]:
 
 def _polar(exponent: Num) -> Num:
     """e^{i·tπ} for rational t with a surd-valued angle (polar-form complex answers)."""
-    if len(exponent.terms) != 1 or exponent.terms[0][0] != (1, 1, 1):
+    if len(exponent.terms) != 1 or exponent.terms[0][0] != (1, 1, 1, ()):
         raise Undecided("e to a power")
     cos, sin = _cos_sin(exponent.terms[0][1])
-    return cos + sin * Num._build({(1, 0, 1): Fraction(1)})
+    return cos + sin * Num._build({IMAG: Fraction(1)})
 
 
 _PRIMARY_CMDS = {
     "frac": _frac,
     "sqrt": _sqrt,
     "binom": _binom,
-    "pi": lambda p: Num._build({(1, 1, 0): Fraction(1)}),
+    "pi": lambda p: Num._build({PI: Fraction(1)}),
 }
 
 

@@ -157,7 +157,7 @@ class Verifier:
             reason, secs = verdicts.get(key, ("timeout", timeout))
             self._remember(key, reason, "symbolic")
             for i, answer, fast in uses:
-                results[i] = _result(reason, answer, min(fast + secs, max(timeout, fast + secs)), "symbolic")
+                results[i] = _result(reason, answer, fast + secs, "symbolic")
 
     def _remember(self, key, reason: str, stage: str) -> None:
         size = self.config.cache_size

@@ -561,6 +561,10 @@ SYMBOLIC_EXPR = _mk("symbolic_expr", [
     ("cos_same", B(r"2\cos(\pi t+\pi/3)"), r"2 \cos (\pi t+\pi / 3)", True),
     ("cot_identity", B(r"\frac{\cos x}{\sin x}"), r"\cot x", True),
     ("product_spacing", B(r"\frac{ab}{2}"), r"$\frac{a b}{2}$", True),
+    ("product_of_sum", B("n(n+1)"), "n^2+n", True),
+    ("step_function_product", B("u(t)(1+t)"), "(t+1)u(t)", True),
+    ("coefficients_swapped", B("2a+3b"), "3a+2b", False),
+    ("euler_difference_of_squares", B("e^{2}-1"), "(e-1)(e+1)", True),
 ])
 
 APPROXIMATION = _mk("approximation", [
