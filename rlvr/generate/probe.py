@@ -30,7 +30,7 @@ def probe_sequences(tokenizer: Any, count: int = 4, length: int = 32) -> list[li
     from fixed chat-formatted text, so trainer and engine score them in one unpadded batch."""
     out = []
     for i in range(count):
-        text = _PROBE_TEXT[i % len(_PROBE_TEXT)] + f" ({i})" * (i >= len(_PROBE_TEXT))
+        text = f"Example {i + 1}. {_PROBE_TEXT[i % len(_PROBE_TEXT)]}"
         messages = [{"role": "user", "content": text}, {"role": "assistant", "content": text}]
         ids = tokenizer.apply_chat_template(messages, tokenize=True)
         if isinstance(ids, dict) or hasattr(ids, "input_ids"):

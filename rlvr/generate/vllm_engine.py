@@ -111,8 +111,9 @@ class VLLMGenerator:
             for i in range(len(prompts))
         ]
         start = time.perf_counter()
+        # A rank with no requests still enters vLLM's step loop: data-parallel engines step together.
         outs = self.llm.generate(
-            [{"prompt_token_ids": p} for p in prompts], params,
+            [{"prompt_token_ids": p} for p in prompts], params or self._params(sampling, None),
             use_tqdm=self.config.use_tqdm and self.world.is_main,
         )
         seconds = time.perf_counter() - start

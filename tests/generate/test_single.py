@@ -108,3 +108,22 @@ def test_probe_catches_stale_weights_and_sync_fixes_them(single):
     assert single["greedy_after_sync_gap"] <= 1e-5  # generation uses the new weights (prefix cache reset)
     assert single["greedy_after_sync"] != single["greedy_vllm"]
     assert single["sync_seconds"] < 5
+
+
+def test_check_probe_threshold_and_nan():
+    from rlvr.generate import StaleWeightsError, check_probe
+
+    check_probe({"gen/logprob_gap_max": 5e-4, "gen/logprob_gap_mean": 1e-4}, 1e-3)
+    for bad in (2e-3, float("nan")):
+        with pytest.raises(StaleWeightsError, match="probe_threshold=0.001"):
+            check_probe({"gen/logprob_gap_max": bad, "gen/logprob_gap_mean": bad}, 1e-3)
+
+
+def test_probe_sequences_are_fixed(tiny_model):
+    from transformers import AutoTokenizer
+
+    from rlvr.generate import probe_sequences
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    a, b = probe_sequences(tok, 6, 40), probe_sequences(tok, 6, 40)
+    assert a == b and [len(s) for s in a] == [40] * 6 and len({tuple(s) for s in a}) == 6

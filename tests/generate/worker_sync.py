@@ -78,6 +78,9 @@ def run(world, backend, gen, steps, skip_at, result):
     result["same_seed_same_samples"] = ids[0] == ids[1]
     result["rank_samples"] = world.all_gather_object(ids[0])
     result["rank_greedy"] = world.all_gather_object(result["greedy"][-1])
+    # uneven work: rank 1 has no requests this round and must still take part (no hang)
+    part = gen.generate(requests if world.rank == 0 else [], Sampling(n=2, max_tokens=8))
+    result["uneven"] = world.all_gather_object([len(cs) for cs in part])
 
 
 def main():
