@@ -43,14 +43,23 @@ def probe_sequences(tokenizer: Any, count: int = 4, length: int = 32) -> list[li
 
 
 def trainer_logprobs(backend: Any, sequences: list[list[int]]) -> list[list[float]]:
-    """log p(seq[t] | seq[:t]) under the trainer: backend.forward (collective under ZeRO-3), fp32."""
+    """log p(seq[t] | seq[:t]) under the trainer: backend.forward (collective under ZeRO-3) in eval mode,
+    fp32 log_softmax."""
     import torch
 
     device = getattr(backend, "device", "cpu")
     ids = torch.tensor(sequences, device=device)
-    with torch.no_grad():
-        logits = backend.forward(input_ids=ids).logits[:, :-1].float()
-        logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
+    module = getattr(backend, "module", None)
+    was_training = bool(module is not None and module.training)
+    if was_training:
+        backend.train(False)  # dropout would make the gap noisy
+    try:
+        with torch.no_grad():
+            logits = backend.forward(input_ids=ids, use_cache=False).logits[:, :-1].float()
+            logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
+    finally:
+        if was_training:
+            backend.train(True)
     return logp.cpu().tolist()
 
 

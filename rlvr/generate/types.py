@@ -76,7 +76,10 @@ class Generator(Protocol):
     different requests, including none)."""
 
     last_stats: dict[str, float]
-    """Metrics of the latest call: gen/tokens, gen/seconds, gen/tokens_per_s, ..."""
+    """Metrics of the latest generate call: gen/tokens, gen/prompt_tokens, gen/sequences, gen/seconds,
+    gen/tokens_per_s."""
+    tokenizer: Any
+    """The tokenizer requests are rendered with (chat template included)."""
 
     def generate(self, requests: list[Request], sampling: Sampling) -> list[list[Completion]]:
         """One inner list of `sampling.n` completions per request, in request order."""
