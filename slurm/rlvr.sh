@@ -40,6 +40,11 @@ JOB_ID=${SLURM_JOB_ID:-0}
 NNODES=${SLURM_NNODES:-1}
 RESTARTS=${SLURM_RESTART_COUNT:-0}
 cd "${RLVR_WORKDIR:-${SLURM_SUBMIT_DIR:-$PWD}}" || die "cannot cd to the work directory"
+# Site setup (module load, caches on shared storage, NCCL settings): a file sourced here, if named.
+if [ -n "${RLVR_ENV_FILE:-}" ]; then
+  # shellcheck disable=SC1090
+  source "$RLVR_ENV_FILE" || die "RLVR_ENV_FILE=$RLVR_ENV_FILE failed"
+fi
 
 [ $# -ge 1 ] || die "usage: sbatch slurm/rlvr.sh RECIPE [KEY=VALUE | --set KEY=VALUE | --from-stage NAME ...]"
 RECIPE=$1; shift

@@ -30,15 +30,17 @@ from conftest import PYTHON, REPO, run_cmd, subprocess_env, tail, torchrun
 from safetensors.torch import load_file
 
 RLVR_SH = REPO / "slurm" / "rlvr.sh"
-# One shrunken tiny run: 4 midtrain steps, then a 200-step SFT stage (long enough to preempt).
+# One shrunken tiny run: 4 midtrain steps, then a long SFT stage (time to preempt it), checkpointed
+# every SAVE_EVERY steps.
+SFT_STEPS, SAVE_EVERY = 120, 40
 OVERRIDES = [
     "model.tiny={hidden_size: 64, num_layers: 2, num_heads: 2, num_kv_heads: 1, intermediate_size: 128}",
     "stages=[{name: a, type: midtrain, data: {toy: {n: 200, levels: [2, 3]}}, seq_len: 128, max_steps: 4},"
-    " {name: b, type: sft, data: {toy: {n: 400, levels: [2, 3, 5]}}, max_steps: 200, save_every: 50,"
+    f" {{name: b, type: sft, data: {{toy: {{n: 400, levels: [2, 3, 5]}}}}, max_steps: {SFT_STEPS},"
+    f" save_every: {SAVE_EVERY},"
     " optim: {lr: 2.0e-3, warmup_ratio: 0.1}}]",
     "backend={zero_stage: 2, micro_batch_size: 4, grad_accum: 1}",
 ]
-SFT_STEPS = 200
 # CI shape: 2 nodes x 1 task, the whole (virtual) node's 2 CPUs, the fake GPUs (which must NOT turn
 # into 2 CPU ranks per node: rlvr.sh trusts GPUs only when a CUDA driver answers).
 # The time limit must stay well above the --signal lead time (rlvr.sh: B:USR1@600), or SLURM sends the
@@ -267,7 +269,7 @@ def test_hard_requeue_restarts_from_the_newest_checkpoint(tmp_path, reference):
     run_dir = tmp_path / "run"
     jid = submit(tmp_path, run_dir, *OVERRIDES)
     deadline = time.time() + 240
-    while sft_step(run_dir) < 60:  # past the step-50 checkpoint
+    while sft_step(run_dir) < SAVE_EVERY + 5:  # past the first periodic checkpoint
         assert queued(jid) and time.time() < deadline, (
             "SFT never got going:\n" + job_log(tmp_path, jid)[-4000:]
         )
@@ -280,7 +282,7 @@ def test_hard_requeue_restarts_from_the_newest_checkpoint(tmp_path, reference):
     assert "SIGUSR1: asking" not in log
     assert f"job {jid} (restart 1)" in log and "(resuming)" in log
     m = re.search(r"resumed from \S+/stages/b/checkpoints/step-(\d+)", log)
-    assert m and int(m.group(1)) >= 50, log[-6000:]
+    assert m and int(m.group(1)) >= SAVE_EVERY and int(m.group(1)) % SAVE_EVERY == 0, log[-6000:]
     assert_same_result(run_dir, reference)
 
 
@@ -384,6 +386,10 @@ def test_dry_run_overrides_run_dir_port_and_resume(tmp_path):
     (tmp_path / "old" / "summary.json").write_text('{"stages": []}')
     out = dry_run("recipes/tiny.yaml", RLVR_RUN_DIR=str(tmp_path / "old")).stdout
     assert f"--run-dir {tmp_path / 'old'} --resume" in out
+
+    # a site file (module load, caches, NCCL settings) is sourced first
+    (tmp_path / "site.sh").write_text("export RLVR_NPROC_PER_NODE=5\n")
+    assert field(dry_run("recipes/tiny.yaml", RLVR_ENV_FILE=str(tmp_path / "site.sh")).stdout, "NPROC") == "5"
 
     # mistakes are refused before anything is launched
     for args, says in (
