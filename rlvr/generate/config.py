@@ -20,7 +20,8 @@ class GenerationConfig(BaseModel):
     """Engine dtype; auto = the trainer's dtype. Keep it equal to the trainer's: a bf16 engine next to an
     fp32 trainer has a logprob gap of ~1e-2 and needs a larger probe_threshold."""
     max_model_len: int = Field(4096, ge=16)
-    """Prompt + completion tokens per sequence (vLLM); requests longer than this fail."""
+    """Prompt + completion tokens per sequence (vLLM; capped at the model's max_position_embeddings).
+    A prompt longer than this fails."""
     gpu_memory_utilization: float = Field(0.5, gt=0.0, le=1.0)
     """GPU only: share of GPU memory vLLM may take (weights + KV cache). The trainer needs the rest."""
     kv_cache_gib: float = Field(1.0, gt=0.0)

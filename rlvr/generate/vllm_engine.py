@@ -56,7 +56,7 @@ class VLLMGenerator:
         kwargs: dict[str, Any] = dict(
             model=str(model_path),
             dtype=dtype,
-            max_model_len=config.max_model_len,
+            max_model_len=_max_model_len(config.max_model_len, model_path, world),
             enforce_eager=config.enforce_eager or not gpu,
             enable_prefix_caching=config.enable_prefix_caching,
             tensor_parallel_size=tp,
@@ -205,6 +205,18 @@ def _destroy_vllm_groups_only() -> None:
         parallel_state._WORLD.destroy()
     parallel_state._WORLD = None
     parallel_state._NODE_COUNT = None
+
+
+def _max_model_len(wanted: int, model_path: str, world: World) -> int:
+    """generation.max_model_len, capped at the model's max_position_embeddings (vLLM refuses more)."""
+    from transformers import AutoConfig
+
+    limit = getattr(AutoConfig.from_pretrained(str(model_path)), "max_position_embeddings", None)
+    if limit is not None and wanted > limit:
+        world.print0(f"[generate] generation.max_model_len={wanted} > the model's max_position_embeddings="
+                     f"{limit}; using {limit}")
+        return limit
+    return wanted
 
 
 def _cast(named_params: Iterable[tuple[str, torch.Tensor]], dtype: torch.dtype):
