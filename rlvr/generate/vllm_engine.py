@@ -53,6 +53,8 @@ class VLLMGenerator:
             raise ValueError(f"world size {world.world_size} is not a multiple of tensor_parallel_size {tp}")
         if not gpu and tp != 1:
             raise ValueError("tensor_parallel_size > 1 needs GPUs; use 1 on CPU")
+        # Ranks of one tensor-parallel group run one engine: they must see the same requests and seeds.
+        self.dp_rank, self.dp_size = world.rank // tp, world.world_size // tp
         kwargs: dict[str, Any] = dict(
             model=str(model_path),
             dtype=dtype,
@@ -61,7 +63,7 @@ class VLLMGenerator:
             enable_prefix_caching=config.enable_prefix_caching,
             tensor_parallel_size=tp,
             max_num_seqs=config.max_num_seqs,
-            seed=seed + world.rank,
+            seed=seed + self.dp_rank,
             # Completion.logprobs: the distribution tokens are sampled from (after T, top-k, top-p).
             logprobs_mode="processed_logprobs",
         )
@@ -72,7 +74,7 @@ class VLLMGenerator:
             kwargs["kv_cache_memory_bytes"] = int(config.kv_cache_gib * 2**30)
         if world.distributed:
             kwargs["distributed_executor_backend"] = "external_launcher"
-            kwargs["data_parallel_size"] = world.world_size // tp
+            kwargs["data_parallel_size"] = self.dp_size
         else:
             os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
@@ -107,7 +109,7 @@ class VLLMGenerator:
         self.wake()
         prompts = render_prompts(self.tokenizer, requests)
         params = [
-            self._params(sampling, None if sampling.seed is None else request_seed(sampling.seed, self.world.rank, i))
+            self._params(sampling, None if sampling.seed is None else request_seed(sampling.seed, self.dp_rank, i))
             for i in range(len(prompts))
         ]
         start = time.perf_counter()
