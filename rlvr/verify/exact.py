@@ -789,6 +789,38 @@ def _scalar_candidates(v, norm: Norm, other: Norm, is_gold: bool, policy: Policy
     return out
 
 
+def _one_equation(text: str) -> bool:
+    return text.count("=") == 1 and not _REL.search(text) and "," not in text
+
+
+def _equation_match(gold: str, pred: str) -> str:
+    """``a = b`` against ``c = d``: a match when a − b is a nonzero rational multiple of c − d.
+
+    Proportional equations have the same solutions (a plane written scaled or negated). Anything
+    else may still be equivalent (``x^2 = 0`` and ``x = 0``), so it is left to the fallback.
+    """
+    g_lhs, g_rhs = gold.split("=")
+    p_lhs, p_rhs = pred.split("=")
+    g = parse_number(g_lhs) - parse_number(g_rhs)
+    p = parse_number(p_lhs) - parse_number(p_rhs)
+    if not g.terms or not p.terms:
+        raise Undecided("degenerate equation")
+    key, g_coef = g.terms[0]
+    p_coef = dict(p.terms).get(key)
+    if p_coef is not None and p * Num.of(g_coef / p_coef) == g:
+        return "match"
+    if _linear(g) and _linear(p):
+        return "mismatch"  # two non-proportional linear equations describe different hyperplanes
+    raise Undecided("not proportional")
+
+
+def _linear(x: Num) -> bool:
+    """Degree exactly 1 in its variables (and at least one variable term), real coefficients."""
+    degrees = [sum(e for _, e in key[3]) for key, _ in x.terms]
+    no_imag = all(key[2] == 0 for key, _ in x.terms)
+    return no_imag and max(degrees) == 1 and min(degrees) >= 0
+
+
 def compare(gold: Norm, pred: Norm, policy: Policy) -> str:
     """``match`` or ``mismatch``; raises Undecided when the exact path cannot tell."""
     if gold.unit and pred.unit and gold.unit.rstrip("s") != pred.unit.rstrip("s"):
@@ -801,6 +833,8 @@ def compare(gold: Norm, pred: Norm, policy: Policy) -> str:
     if gold.text.replace(" ", "") == pred.text.replace(" ", ""):
         if gold.percent == pred.percent or not (gold.percent and pred.percent):
             return "match"
+    if _one_equation(gold.text) and _one_equation(pred.text):
+        return _equation_match(gold.text, pred.text)
     g = parse_value(gold.text)
     if isinstance(g, Word):
         try:

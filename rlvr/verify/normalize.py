@@ -85,6 +85,7 @@ _TRAIL_WORD_UNIT = re.compile(r"(?<=[\d}\s])\s*([A-Za-z][A-Za-z/]*)(\s*\^\s*\{?[
 _DEGREES = re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\\degree|\{\}\^\\circ")
 _PERCENT = re.compile(r"\\%|%|\\text\{\s*percent\s*\}|\s*\bpercent\b")
 _LHS_VAR = re.compile(r"^\s*([A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?|\\[a-zA-Z]+)\s*=\s*(?!=)")
+_RHS_VAR = re.compile(r"(?<![=<>])=\s*([A-Za-z])\s*$")
 _IN_PREFIX = re.compile(r"^\s*[A-Za-z]\s*\\in\s*")
 _CHOICE = re.compile(r"^\(?\s*([A-Ea-e])\s*\)?$")
 _CHOICE_VALUE = re.compile(r"^\(\s*([A-E])\s*\)\s*(?:\\ )?\s*([\d\\$.-].*)$")
@@ -199,6 +200,10 @@ def normalize(answer: str) -> Norm:
     m = _LHS_VAR.match(s)
     if m and s.count("=") == 1 and not re.search(r"[<>]|\\le|\\ge", s):
         var, s = m.group(1), s[m.end() :]
+    else:
+        m = _RHS_VAR.search(s)  # "2 = x" is "x = 2" written backwards
+        if m and s.count("=") == 1 and not re.search(r"[<>]|\\le|\\ge", s):
+            var, s = m.group(1), s[: m.start()]
     s = _IN_PREFIX.sub("", s)
     s = re.sub(r"\s*\b(?:and|or)\b\s*", ",", s) if re.search(r"\b(?:and|or)\b", s) else s
     s = _thousands(s.strip())

@@ -45,6 +45,18 @@ class Result:
     stage: str = "exact"
 
 
+def gold_text(gold: object) -> str | None:
+    """Golds as datasets store them: strings, numbers (AMC's 27.0) or lists of strings
+    (OlympiadBench's ``final_answer``, joined as one multi-part answer)."""
+    if isinstance(gold, str):
+        return gold
+    if isinstance(gold, (int, float)) and not isinstance(gold, bool):
+        return repr(gold)
+    if isinstance(gold, (list, tuple)) and gold and all(isinstance(g, str) for g in gold):
+        return ", ".join(gold)
+    return None
+
+
 def _result(reason: str, answer: str | None, seconds: float, stage: str) -> Result:
     return Result(1.0 if reason == "match" else 0.0, answer, reason, seconds, stage)
 
@@ -67,7 +79,7 @@ class Verifier:
     def verify_batch(
         self,
         predictions: Sequence[str],
-        golds: Sequence[str],
+        golds: Sequence[str | float | list[str]],
         *,
         truncated: Sequence[bool] | None = None,
     ) -> list[Result]:
@@ -110,7 +122,8 @@ class Verifier:
         """A Result, or (cache key, answer, (pred text, gold text)) for the symbolic fallback."""
         if cut:
             return _result("truncated", None, 0.0, "extract")
-        if not isinstance(pred, str) or not isinstance(gold, str):
+        gold = gold_text(gold)
+        if not isinstance(pred, str) or gold is None:
             return _result("unparseable", None, 0.0, "extract")
         answer, why = extract_answer(pred, self.policy)
         if answer is None:
