@@ -95,13 +95,17 @@ RECIPE_STEM=$(basename "$RECIPE"); RECIPE_STEM=${RECIPE_STEM%.*}
 RUN_DIR=${RLVR_RUN_DIR:-runs/$RECIPE_STEM-$JOB_ID}
 
 # Arguments after the recipe: KEY=VALUE -> --set KEY=VALUE; --set/--from-stage pass through.
-RLVR_ARGS=()
+RLVR_ARGS=(); FROM_STAGE=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --set|--from-stage)
+    --set)
       [ $# -ge 2 ] || die "$1 needs a value"
       RLVR_ARGS+=("$1" "$2"); shift 2 ;;
-    --set=*|--from-stage=*) RLVR_ARGS+=("$1"); shift ;;
+    --from-stage)
+      [ $# -ge 2 ] || die "$1 needs a value"
+      FROM_STAGE=("$1" "$2"); shift 2 ;;
+    --set=*) RLVR_ARGS+=("$1"); shift ;;
+    --from-stage=*) FROM_STAGE=("$1"); shift ;;
     --resume) shift ;;   # decided here (see below); accepted for convenience
     --run-dir|--run-dir=*) die "set the run directory with RLVR_RUN_DIR=DIR (sbatch --export=ALL,RLVR_RUN_DIR=DIR ...), not --run-dir" ;;
     -*) die "unknown option '$1' (pass recipe overrides as KEY=VALUE or --set KEY=VALUE)" ;;
@@ -111,6 +115,9 @@ while [ $# -gt 0 ]; do
 done
 RESUME=()
 if [ "$RESTARTS" -gt 0 ] || [ -f "$RUN_DIR/summary.json" ]; then RESUME=(--resume); fi
+# A restarted job drops --from-stage: its first attempt already carried the earlier stages over, and
+# plain --resume then skips every finished stage (with --from-stage it would redo the later ones).
+if [ "$RESTARTS" -gt 0 ]; then FROM_STAGE=(); fi
 
 # Preemption: how long the ranks get to reach a step boundary and checkpoint after SIGUSR1 (keep it
 # below the --signal lead time), and how long they get to exit after CHECKPOINT_DONE appears.
@@ -123,7 +130,7 @@ LAUNCH=("$PY" -m torch.distributed.run
   --nnodes "$NNODES" --nproc_per_node "$NPROC"
   --rdzv_backend c10d --rdzv_endpoint "$MASTER_ADDR:$MASTER_PORT" --rdzv_id "$JOB_ID"
   --max_restarts 0 --signals_to_handle "$SIGNALS" --shutdown_timeout "$CHECKPOINT_WAIT_S"
-  -m rlvr run "$RECIPE" "${RLVR_ARGS[@]}" --run-dir "$RUN_DIR" "${RESUME[@]}")
+  -m rlvr run "$RECIPE" "${RLVR_ARGS[@]}" "${FROM_STAGE[@]}" --run-dir "$RUN_DIR" "${RESUME[@]}")
 SRUN=(srun --nodes "$NNODES" --ntasks "$NNODES" --ntasks-per-node 1 --kill-on-bad-exit=1)
 
 if [ "$DRY_RUN" = 1 ]; then

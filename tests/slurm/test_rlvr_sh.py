@@ -372,7 +372,7 @@ def test_dry_run_overrides_run_dir_port_and_resume(tmp_path):
     cmd = proc.stdout.splitlines()[-1]
     assert (
         "-m rlvr run recipes/tiny.yaml --set stages.sft.max_steps=3 --set seed=1 --set=tracking.mode=offline "
-        r"--from-stage sft --set model.tiny=\{hidden_size:\ 64\} --run-dir runs/tiny-1234" in cmd
+        r"--set model.tiny=\{hidden_size:\ 64\} --from-stage sft --run-dir runs/tiny-1234" in cmd
     )
     assert "--resume" not in cmd
     assert field(proc.stdout, "RUN_DIR") == "runs/tiny-1234"
@@ -380,8 +380,10 @@ def test_dry_run_overrides_run_dir_port_and_resume(tmp_path):
     assert "--rdzv_backend c10d" in cmd and "--rdzv_id 1234" in cmd and "--kill-on-bad-exit=1" in cmd
     assert "SIGUSR1" in cmd  # torchrun forwards USR1, never orphans ranks
 
-    # a restarted job, or a run directory that already holds a run, continues with --resume
-    assert "--resume" in dry_run("recipes/tiny.yaml", SLURM_RESTART_COUNT="1").stdout
+    # a restarted job, or a run directory that already holds a run, continues with --resume; a
+    # restarted job drops --from-stage (its first attempt carried the earlier stages over)
+    out = dry_run("recipes/tiny.yaml", "--from-stage", "sft", "seed=1", SLURM_RESTART_COUNT="1").stdout
+    assert "--set seed=1 --run-dir runs/tiny-1234 --resume" in out and "--from-stage" not in out
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "summary.json").write_text('{"stages": []}')
     out = dry_run("recipes/tiny.yaml", RLVR_RUN_DIR=str(tmp_path / "old")).stdout
