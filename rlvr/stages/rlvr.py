@@ -373,6 +373,10 @@ def main(ctx: StageContext) -> StageResult:
     backend = ctx.wrap(model, plan.total_steps, grad_accum=plan.grad_accum)
     reference = load_reference(ctx, backend.device) if cfg.kl.coef > 0 else None
     generator = build_generator(cfg.generation, ctx.input_model, world, dtype=ctx.recipe.model.dtype, seed=ctx.recipe.seed)
+    if getattr(generator, "dp_size", world.world_size) != world.world_size:
+        generator.close()
+        raise ValueError(f"stage {cfg.name}: generation.tensor_parallel_size > 1 is not supported by this stage yet "
+                         "(it shards prompts one engine per rank); use tensor_parallel_size: 1")
     verifier = Verifier(ctx.recipe.verifier)
     start = ctx.resume_from(backend, data_id)
     probe_ids = probe_sequences(tokenizer, cfg.generation.probe_sequences, cfg.generation.probe_length)

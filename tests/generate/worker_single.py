@@ -82,6 +82,12 @@ def main():
                           vllm_gen.generate(reqs, Sampling(n=4, max_tokens=24, logprobs=True, seed=1))]
     r["sampled_other_seed"] = [[as_dict(c) for c in cs] for cs in
                                vllm_gen.generate(reqs, Sampling(n=4, max_tokens=24, seed=2))]
+    # An RL-sized seeded batch: more prompt tokens than one scheduler step takes, so vLLM would chunk
+    # prefills; on CPU a seeded request with a partial prefill crashed ("CPU Generator does not use offset").
+    long_prompt = tok("Solve step by step and box the result. " * 6 + "What is 17 + 25?", add_special_tokens=False)["input_ids"]
+    big = vllm_gen.generate([Request(prompt_ids=long_prompt)] * 24, Sampling(n=8, max_tokens=8, logprobs=True, seed=5))
+    r["big_seeded_batch"] = {"requests": len(big), "completions": sum(len(cs) for cs in big),
+                             "prompt_tokens": 24 * 8 * len(long_prompt)}
     # a temperature / top-k / top-p setting: logprobs are those of the truncated, scaled distribution
     hot = vllm_gen.generate(reqs[:1], Sampling(n=4, max_tokens=8, temperature=0.7, top_k=20, logprobs=True, seed=3))
     r["hot"] = [as_dict(c) for c in hot[0]]
