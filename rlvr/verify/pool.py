@@ -152,6 +152,10 @@ class WorkerPool:
         child.close()
         return _Worker(proc=proc, conn=parent)
 
+    def start(self) -> None:
+        """Spawn missing workers without waiting for them to become ready."""
+        self._ensure()
+
     def _ensure(self) -> None:
         while len(self._workers) < self.size:
             self._workers.append(self._spawn())

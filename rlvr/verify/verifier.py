@@ -105,6 +105,20 @@ class Verifier:
             self._run_fallback(pending, jobs, results)
         return results  # type: ignore[return-value]
 
+    def start(self) -> None:
+        """Start the fallback workers now (e.g. during a stage's setup) instead of on the first
+        item that needs them; they import sympy and math-verify while the caller does other work."""
+        if not self.policy.symbolic:
+            return
+        with self._pool_lock:
+            self._pool = self._pool or self._new_pool()
+            self._pool.start()
+
+    def _new_pool(self):
+        from rlvr.verify.pool import WorkerPool
+
+        return WorkerPool(self.config.workers or min(2, os.cpu_count() or 1), self.config.memory_mb)
+
     def close(self) -> None:
         with self._pool_lock:
             if self._pool is not None:
@@ -160,11 +174,7 @@ class Verifier:
             fast = min(e for _, _, e in uses)
             items.append((key, jobs[key][0], jobs[key][1], self.policy.interval_relations, max(0.01, timeout - fast)))
         with self._pool_lock:
-            if self._pool is None:
-                from rlvr.verify.pool import WorkerPool
-
-                workers = self.config.workers or min(2, os.cpu_count() or 1)
-                self._pool = WorkerPool(workers, self.config.memory_mb)
+            self._pool = self._pool or self._new_pool()
             verdicts = self._pool.run(items)
         for key, uses in pending.items():
             reason, secs = verdicts.get(key, ("timeout", timeout))

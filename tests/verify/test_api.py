@@ -64,3 +64,10 @@ def test_cache_serves_repeated_answers():
     with Verifier() as v:
         first, second = v.verify_batch([r"\boxed{42}", r"The answer is $\boxed{42}$."], ["42", "42"])
     assert first.stage == "exact" and second.stage == "cache" and second.reason == "match"
+
+
+def test_start_prespawns_workers():
+    with Verifier(VerifierConfig(workers=1)) as v:
+        v.start()
+        assert v.verify(r"\boxed{\sin(x)+1}", r"1+\sin(x)").reason == "match"
+        assert len(v.worker_pids()) == 1
