@@ -195,7 +195,8 @@ if [ "$RC" = 0 ]; then
 fi
 if [ -n "$PREEMPT_AT" ] || [ -e "$RUN_DIR/CHECKPOINT_DONE" ]; then
   if [ -e "$RUN_DIR/CHECKPOINT_DONE" ]; then
-    log "checkpointed ($(cat "$RUN_DIR/CHECKPOINT_DONE")); requeueing job $JOB_ID"
+    log "checkpointed ($(cat "$RUN_DIR/CHECKPOINT_DONE")); requeueing job $JOB_ID" \
+        "(the ranks' exit status 75 above means 'checkpointed, continue later', not a failure)"
   else
     log "no checkpoint acknowledged; requeueing job $JOB_ID to resume from the newest periodic checkpoint"
   fi
