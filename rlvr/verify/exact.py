@@ -559,7 +559,7 @@ def _wrapped(s: str) -> tuple[str, str, str] | None:
         inner = s[2:-2]
         if _depth_ok(inner):
             return "{", inner, "}"
-    if s[:1] in "([" and s[-1:] in ")]" and _depth_ok(s[1:-1]):
+    if len(s) >= 2 and s[0] in "([" and s[-1] in ")]" and _depth_ok(s[1:-1]):
         return s[0], s[1:-1], s[-1]
     return None
 

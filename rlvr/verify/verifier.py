@@ -35,7 +35,8 @@ class Result:
         answer: the extracted final answer (None when nothing was extracted).
         reason: one of REASONS.
         seconds: wall time spent on this item (fast path + worker time, or the cache lookup).
-        stage: where it was decided: extract, exact, symbolic, prescreen, cache.
+        stage: where it was decided: extract, exact, symbolic, prescreen, cache (or error, when
+            the fast path raised on this input; the item is then scored 0 as unparseable).
     """
 
     score: float
@@ -93,7 +94,10 @@ class Verifier:
         for i, (pred, gold) in enumerate(zip(predictions, golds)):
             start = time.perf_counter()
             cut = bool(truncated[i]) if truncated is not None else False
-            outcome = self._fast(pred, gold, cut)
+            try:
+                outcome = self._fast(pred, gold, cut)
+            except Exception:  # noqa: BLE001 - a reward must never crash on model output
+                outcome = _result("unparseable", None, 0.0, "error")
             elapsed = time.perf_counter() - start
             if isinstance(outcome, tuple):
                 key, answer, texts = outcome
@@ -155,6 +159,8 @@ class Verifier:
         try:
             reason = compare(g, p, self.policy)
         except _UNDECIDED:
+            reason = None
+        except Exception:  # noqa: BLE001 - an exact-path bug must not decide anything: defer
             reason = None
         if reason is not None:
             self._remember(key, reason, "exact")

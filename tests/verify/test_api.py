@@ -71,3 +71,26 @@ def test_start_prespawns_workers():
         v.start()
         assert v.verify(r"\boxed{\sin(x)+1}", r"1+\sin(x)").reason == "match"
         assert len(v.worker_pids()) == 1
+
+
+_FUZZ_TOKENS = list("0123456789+-*/^_{}()[]=<>.,;!|$% xyei") + [
+    "\\frac", "\\sqrt", "\\boxed{", "\\pi", "\\cdot", "\\infty", "\\le", "\\pm", "\\text{", "\\cup",
+    "\\begin{pmatrix}", "\\end{pmatrix}", "\\\\", "&", "\\{", "\\}", "\\overline{", "^\\circ", "\\%",
+    "</think>", "<think>", "\\left(", "\\right)", " or ", " and ", "x=", "\\alpha", "'", "(A)",
+]
+
+
+def test_random_garbage_never_raises_and_never_matches_a_fixed_gold():
+    """Fuzzing found an IndexError on an empty union part; the fast path must decide or defer."""
+    import random
+
+    rng = random.Random(0)
+    preds = [
+        "\\boxed{" + "".join(rng.choice(_FUZZ_TOKENS) for _ in range(rng.randint(1, 25))) + "}"
+        for _ in range(3000)
+    ]
+    with Verifier(VerifierConfig(policy="math_exact_only")) as v:
+        results = v.verify_batch(preds, ["\\frac{7}{13}"] * len(preds))
+    assert all(r.stage != "error" for r in results)
+    assert all(r.score == 0.0 for r in results)
+    assert verify(r"\boxed{\cup2.]3}+,.$1\%}", "5").score == 0.0
