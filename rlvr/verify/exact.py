@@ -505,7 +505,7 @@ class Seq:
 
 @dataclass(frozen=True)
 class Intervals:
-    """A union of real intervals, each (lo, lo_closed, hi, hi_closed) with floats for ordering."""
+    """A union of real intervals, each (lo, lo_closed, hi, hi_closed); ends are exact Num or Inf."""
 
     parts: tuple
     relation: bool = field(default=False, compare=False)  # written as inequalities (x \le 2)
@@ -618,32 +618,64 @@ def _group(open_: str, inner: str, close: str):
     return Seq("bracket", items, open_, close)
 
 
+_ABS_VAR = re.compile(r"^\|\s*([A-Za-z](?:_\{?\w+\}?)?)\s*\|$")
+_VAR = re.compile(r"[A-Za-z](?:_\{?\w+\}?)?")
+NEG_INF, POS_INF = Inf(-1), Inf(1)
+
+
+def _ordered(parts: list) -> tuple:
+    """Intervals sorted by their (float) ends; the ends themselves stay exact for comparison."""
+    return tuple(sorted(parts, key=lambda p: (_real(p[0]), _real(p[2]))))
+
+
+def _abs_relation(ops: list[str], sides: list[str]) -> list | None:
+    """``|x| \\le a`` is [-a, a]; ``|x| > a`` is (-inf, -a) u (a, inf)."""
+    if len(ops) != 1:
+        return None
+    if _ABS_VAR.match(sides[0]):
+        bound, less = sides[1], ops[0] in ("<", "\\le", "<=")
+    elif _ABS_VAR.match(sides[1]):
+        bound, less = sides[0], ops[0] in (">", "\\ge", ">=")
+    else:
+        return None
+    a = _scalar(bound)
+    if not isinstance(a, Num) or _real(a) < 0:
+        raise Undecided("absolute value bound")
+    closed = ops[0] in ("\\le", "\\ge", "<=", ">=")
+    if less:
+        return [(-a, closed, a, closed)]
+    return [(NEG_INF, False, -a, closed), (a, closed, POS_INF, False)]
+
+
 def _relations(parts: list[str]) -> Intervals:
-    """Solved inequalities (``x\\le2``, ``-2<x<7``), one per part, as a union of intervals."""
+    """Solved inequalities (``x\\le2``, ``-2<x<7``, ``|x|\\le1``), one per part, as a union of intervals."""
     out = []
     for part in parts:
         ops = _REL.findall(part)
         sides = [x.strip() for x in _REL.split(part)]
-        var_pos = [k for k, side in enumerate(sides) if re.fullmatch(r"[A-Za-z](?:_\{?\w+\}?)?", side)]
+        from_abs = _abs_relation(ops, sides)
+        if from_abs is not None:
+            out.extend(from_abs)
+            continue
+        var_pos = [k for k, side in enumerate(sides) if _VAR.fullmatch(side)]
         if len(var_pos) != 1 or not 1 <= len(ops) <= 2:
             raise Undecided("not a solved inequality")
-        lo, lo_c, hi, hi_c = -math.inf, False, math.inf, False
+        lo, lo_c, hi, hi_c = NEG_INF, False, POS_INF, False
         v = var_pos[0]
         for k, op in enumerate(ops):
-            other = sides[k] if k + 1 == v else sides[k + 1]
             if v not in (k, k + 1):
                 raise Undecided("chain without the variable")
-            value = _real(_scalar(other))
+            value = _scalar(sides[k] if k + 1 == v else sides[k + 1])
+            _real(value)  # real bounds only
             less = op in ("<", "\\le", "<=")
             closed = op in ("\\le", "\\ge", "<=", ">=")
-            var_is_left = k == v
-            upper = less == var_is_left  # x < a  or  a > x: a bounds x from above
+            upper = less == (k == v)  # x < a  or  a > x: a bounds x from above
             if upper:
                 hi, hi_c = value, closed
             else:
                 lo, lo_c = value, closed
         out.append((lo, lo_c, hi, hi_c))
-    return Intervals(tuple(sorted(out)), relation=True)
+    return Intervals(_ordered(out), relation=True)
 
 
 def _real(x) -> float:
@@ -658,8 +690,8 @@ def _real(x) -> float:
 def _interval_of(seq: Seq) -> Intervals | None:
     if seq.kind != "bracket" or len(seq.items) != 2:
         return None
-    lo, hi = (_real(x) for x in seq.items)
-    if not lo < hi:
+    lo, hi = seq.items
+    if not _real(lo) < _real(hi):
         return None
     return Intervals(((lo, seq.open == "[", hi, seq.close == "]"),))
 
@@ -692,7 +724,7 @@ def parse_value(text: str):
             if iv is None:
                 raise Undecided("union part is not an interval")
             out.extend(iv.parts)
-        return Intervals(tuple(sorted(out)))
+        return Intervals(_ordered(out))
     items = _items(s)
     if len(items) == 1:
         return items[0]

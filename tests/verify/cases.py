@@ -621,6 +621,8 @@ ADVERSARIAL_HACKING = _mk("adversarial_hacking", [
     ("undefined", B(r"\text{undefined}"), "0", False),
     ("candidates_with_text", r"Candidates: $\boxed{1}$; check: $\boxed{2}$; maybe $\boxed{3}$; final $\boxed{4}$", "4", False),
     ("gold_as_exponent_trick", B(r"5^{0}\cdot 6"), "5", False),
+    ("interval_end_off_by_tiny", B(r"(0, \frac{1}{3}+10^{-30})"), r"(0,\frac13)", False),
+    ("inequality_bound_off_by_tiny", B(r"x \le \frac{1}{3}+10^{-20}"), r"(-\infty,\frac13]", False),
     ("unicode_lookalike_digits", B("５"), "6", False),
 ])
 
