@@ -122,8 +122,16 @@ class MathVerifyRunner:
 
 def table_items() -> list[Item]:
     return [
-        Item(c.name, c.prediction, c.gold, c.expected, "adversarial" if c.adversarial else "normal",
-             c.policy, c.config, c.truncated)
+        Item(
+            c.name,
+            c.prediction,
+            c.gold,
+            c.expected,
+            "adversarial" if c.adversarial else "normal",
+            c.policy,
+            c.config,
+            c.truncated,
+        )
         for c in CASES
     ]
 
@@ -196,7 +204,10 @@ def rl_items(steps: int, seed: int = 0) -> list[list[Item]]:
                 elif roll < 0.92:
                     text, ok = body, False  # ran out of tokens mid-reasoning
                 elif roll < 0.96:
-                    text, ok = f"{body}\n\nThe answer is $\\boxed{{{gold}}}$ or $\\boxed{{{wrong_answers[0]}}}$.", False
+                    text, ok = (
+                        f"{body}\n\nThe answer is $\\boxed{{{gold}}}$ or $\\boxed{{{wrong_answers[0]}}}$.",
+                        False,
+                    )
                 else:
                     text, ok = f"<think>{body}\n\nThe answer is {gold}", False  # unclosed think
                 batch.append(Item(f"rl/{step}/{prompt}/{k}", text, gold, ok, "rl"))
@@ -215,11 +226,12 @@ def run_rlvr(items: list[Item], verifier_for) -> tuple[list[bool], list[float], 
         idx = [i for i, it in enumerate(items) if it.config == config]
         start = time.perf_counter()
         results = verifier_for(config).verify_batch(
-            [items[i].prediction for i in idx], [items[i].gold for i in idx],
+            [items[i].prediction for i in idx],
+            [items[i].gold for i in idx],
             truncated=[items[i].truncated for i in idx],
         )
         wall += time.perf_counter() - start
-        for i, res in zip(idx, results):
+        for i, res in zip(idx, results, strict=True):
             accepted[i], seconds[i] = res.score == 1.0, res.seconds
     return accepted, seconds, wall
 
@@ -236,14 +248,14 @@ def run_math_verify(items: list[Item], runner: MathVerifyRunner) -> tuple[list[b
 
 def stats(items: list[Item], accepted: list[bool], seconds: list[float], wall: float) -> dict:
     n = len(items)
-    right = sum(a == it.expected for a, it in zip(accepted, items))
-    neutral = [(a, it) for a, it in zip(accepted, items) if not it.policy]
+    right = sum(a == it.expected for a, it in zip(accepted, items, strict=True))
+    neutral = [(a, it) for a, it in zip(accepted, items, strict=True) if not it.policy]
     return {
         "n": n,
         "accuracy": right / n,
         "policy_neutral_accuracy": sum(a == it.expected for a, it in neutral) / max(1, len(neutral)),
-        "false_positives": sum(a and not it.expected for a, it in zip(accepted, items)),
-        "false_negatives": sum(it.expected and not a for a, it in zip(accepted, items)),
+        "false_positives": sum(a and not it.expected for a, it in zip(accepted, items, strict=True)),
+        "false_negatives": sum(it.expected and not a for a, it in zip(accepted, items, strict=True)),
         "items_per_s": n / wall if wall > 0 else float("inf"),
         "mean_s": statistics.fmean(seconds),
         "worst_s": max(seconds),
@@ -330,7 +342,8 @@ def main() -> int:
         n = sum(figures[g][who]["n"] for g in ("normal", "adversarial"))
         right = sum(figures[g][who]["accuracy"] * figures[g][who]["n"] for g in ("normal", "adversarial"))
         both[who] = {
-            "n": n, "accuracy": right / n,
+            "n": n,
+            "accuracy": right / n,
             "false_positives": sum(figures[g][who]["false_positives"] for g in ("normal", "adversarial")),
             "false_negatives": sum(figures[g][who]["false_negatives"] for g in ("normal", "adversarial")),
         }

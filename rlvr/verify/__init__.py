@@ -62,7 +62,9 @@ def verify_batch(
     return _shared(config).verify_batch(predictions, golds, truncated=truncated)
 
 
-def verify(prediction: str, gold: str, *, truncated: bool = False, config: VerifierConfig | None = None) -> Result:
+def verify(
+    prediction: str, gold: str, *, truncated: bool = False, config: VerifierConfig | None = None
+) -> Result:
     """Judge one prediction against one gold answer."""
     return _shared(config).verify(prediction, gold, truncated=truncated)
 

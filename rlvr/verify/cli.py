@@ -60,7 +60,7 @@ def summary_line(results: list, labels: list, seconds: float) -> str:
     """One line: items, items/s and, with labels, accuracy / FP / FN."""
     n = len(results)
     text = f"items={n} items_per_s={n / seconds if seconds > 0 else 0.0:.1f}"
-    labelled = [(r, c) for r, c in zip(results, labels) if c is not None]
+    labelled = [(r, c) for r, c in zip(results, labels, strict=True) if c is not None]
     if labelled:
         right = sum((r.score == 1.0) == c for r, c in labelled)
         fp = sum(r.score == 1.0 and not c for r, c in labelled)
@@ -98,8 +98,10 @@ def run(args) -> int:
                 [r["gold"] for r in chunk],
                 truncated=[bool(r.get("truncated", False)) for r in chunk],
             )
-            for row, res in zip(chunk, verdicts):
-                row.update(score=res.score, answer=res.answer, reason=res.reason, seconds=round(res.seconds, 6))
+            for row, res in zip(chunk, verdicts, strict=True):
+                row.update(
+                    score=res.score, answer=res.answer, reason=res.reason, seconds=round(res.seconds, 6)
+                )
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
             results.extend(verdicts)
     elapsed = time.perf_counter() - start

@@ -86,7 +86,7 @@ class Num:
 
     @staticmethod
     def of(value: Fraction | int) -> Num:
-        return Num((((ONE, Fraction(value)),) if value else ()))
+        return Num(((ONE, Fraction(value)),) if value else ())
 
     @staticmethod
     def var(name: str) -> Num:
@@ -167,7 +167,9 @@ class Num:
         if e.denominator != 1:
             raise Undecided("fractional exponent")
         n = e.numerator
-        size = max((max(v.numerator.bit_length(), v.denominator.bit_length()) for _, v in self.terms), default=1)
+        size = max(
+            (max(v.numerator.bit_length(), v.denominator.bit_length()) for _, v in self.terms), default=1
+        )
         if abs(n) > 100_000 or size * abs(n) > MAX_BITS or (len(self.terms) > 1 and abs(n) > 32):
             raise Undecided("exponent too large")
         if self.has_variables() and abs(n) > 1000:
@@ -214,9 +216,38 @@ _MULT_CMDS = {"cdot", "times", "ast"}
 _APPLIED = re.compile(r"\(\s*(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?\w+\}?)?\s*(?:,\s*[A-Za-z]\s*)*\)")
 _SUBSCRIPT = re.compile(r"_(?:\{([A-Za-z0-9]{1,8})\}|([A-Za-z0-9]))")
 GREEK = {
-    "alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta",
-    "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "phi", "varphi", "chi", "psi", "omega",
-    "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma", "Phi", "Psi", "Omega",
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "varepsilon",
+    "zeta",
+    "eta",
+    "theta",
+    "vartheta",
+    "kappa",
+    "lambda",
+    "mu",
+    "nu",
+    "xi",
+    "rho",
+    "sigma",
+    "tau",
+    "phi",
+    "varphi",
+    "chi",
+    "psi",
+    "omega",
+    "Gamma",
+    "Delta",
+    "Theta",
+    "Lambda",
+    "Xi",
+    "Sigma",
+    "Phi",
+    "Psi",
+    "Omega",
 }
 
 
@@ -231,7 +262,7 @@ class _Arith:
         value = self.expr()
         self.skip()
         if self.i != len(self.s):
-            raise Undecided(f"unparsed tail {self.s[self.i:self.i + 20]!r}")
+            raise Undecided(f"unparsed tail {self.s[self.i : self.i + 20]!r}")
         return value
 
     def skip(self) -> None:
@@ -740,9 +771,15 @@ def _eq(g, p) -> bool:
     if isinstance(g, Seq):
         if g.kind in ("set", "list"):
             return g.kind == p.kind and _unordered_eq(g.items, p.items)
-        return g == p if g.kind == "matrix" else (
-            g.open == p.open and g.close == p.close and len(g.items) == len(p.items)
-            and all(_eq(a, b) for a, b in zip(g.items, p.items))
+        return (
+            g == p
+            if g.kind == "matrix"
+            else (
+                g.open == p.open
+                and g.close == p.close
+                and len(g.items) == len(p.items)
+                and all(_eq(a, b) for a, b in zip(g.items, p.items, strict=True))
+            )
         )
     return g == p
 

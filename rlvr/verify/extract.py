@@ -28,7 +28,9 @@ JOIN_GAP = 80  # boxes further apart than this are separate statements, not one 
 
 _BOX_CMD = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 _BRACE = re.compile(r"\\[{}]|[{}]")
-_GAP_JOIN = re.compile(r"^(?:\s|\$|[A-Za-z]\s*=|\\[,;:!]|\\q?quad|,|;|&|\\\\|\band\b|\\text\{\s*(?:and)?\s*,?\s*\}|\.|\\\(|\\\)|\\\[|\\\])*$")
+_GAP_JOIN = re.compile(
+    r"^(?:\s|\$|[A-Za-z]\s*=|\\[,;:!]|\\q?quad|,|;|&|\\\\|\band\b|\\text\{\s*(?:and)?\s*,?\s*\}|\.|\\\(|\\\)|\\\[|\\\])*$"
+)
 _GAP_OR = re.compile(r"\bor\b|\beither\b", re.IGNORECASE)
 _ANCHORS = re.compile(
     r"(?:final answer\s*(?:is\s*:?|:)|the answer\s*(?:is\s*:?|:)|\banswer\s*:|"
@@ -153,11 +155,10 @@ def _distinct(contents: list[str]) -> list:
 
 def _anchored_answer(tail: str) -> str | None:
     """The answer stated after the last closing phrase in tail, or None."""
-    last = None
-    for last in _ANCHORS.finditer(tail):
-        pass
-    if last is None:
+    matches = list(_ANCHORS.finditer(tail))
+    if not matches:
         return None
+    last = matches[-1]
     rest = tail[last.end() :].lstrip()
     for open_, close in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
         if rest.startswith(open_):

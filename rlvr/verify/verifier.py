@@ -20,7 +20,14 @@ from rlvr.verify.normalize import normalize
 from rlvr.verify.prescreen import prescreen
 
 REASONS = (
-    "match", "mismatch", "no_answer", "truncated", "hedged", "unparseable", "timeout", "rejected_prescreen",
+    "match",
+    "mismatch",
+    "no_answer",
+    "truncated",
+    "hedged",
+    "unparseable",
+    "timeout",
+    "rejected_prescreen",
 )
 # Exceptions the exact path may raise on hostile input; all mean "cannot decide here".
 _UNDECIDED = (Undecided, RecursionError, ValueError, ZeroDivisionError, OverflowError, TypeError)
@@ -91,7 +98,7 @@ class Verifier:
         results: list[Result | None] = [None] * len(predictions)
         pending: dict = {}  # cache key -> [(index, answer, fast seconds)]
         jobs: dict = {}  # cache key -> (pred text, gold text)
-        for i, (pred, gold) in enumerate(zip(predictions, golds)):
+        for i, (pred, gold) in enumerate(zip(predictions, golds, strict=True)):
             start = time.perf_counter()
             cut = bool(truncated[i]) if truncated is not None else False
             try:
@@ -178,7 +185,9 @@ class Verifier:
         items = []
         for key, uses in pending.items():
             fast = min(e for _, _, e in uses)
-            items.append((key, jobs[key][0], jobs[key][1], self.policy.interval_relations, max(0.01, timeout - fast)))
+            items.append(
+                (key, jobs[key][0], jobs[key][1], self.policy.interval_relations, max(0.01, timeout - fast))
+            )
         with self._pool_lock:
             self._pool = self._pool or self._new_pool()
             verdicts = self._pool.run(items)

@@ -37,5 +37,5 @@ def case_results(verifiers):
         results = verifiers(policy).verify_batch(
             [c.prediction for c in group], [c.gold for c in group], truncated=[c.truncated for c in group]
         )
-        out.update({c.name: r for c, r in zip(group, results)})
+        out.update({c.name: r for c, r in zip(group, results, strict=True)})
     return out

@@ -56,7 +56,14 @@ def test_reward_policy_requires_box_and_exact_only_starts_no_workers():
         assert v.verify(r"\boxed{\cos x}", r"\sin x").reason == "unparseable"
         assert v.worker_pids() == []
     assert set(REASONS) == {
-        "match", "mismatch", "no_answer", "truncated", "hedged", "unparseable", "timeout", "rejected_prescreen",
+        "match",
+        "mismatch",
+        "no_answer",
+        "truncated",
+        "hedged",
+        "unparseable",
+        "timeout",
+        "rejected_prescreen",
     }
 
 
@@ -74,9 +81,35 @@ def test_start_prespawns_workers():
 
 
 _FUZZ_TOKENS = list("0123456789+-*/^_{}()[]=<>.,;!|$% xyei") + [
-    "\\frac", "\\sqrt", "\\boxed{", "\\pi", "\\cdot", "\\infty", "\\le", "\\pm", "\\text{", "\\cup",
-    "\\begin{pmatrix}", "\\end{pmatrix}", "\\\\", "&", "\\{", "\\}", "\\overline{", "^\\circ", "\\%",
-    "</think>", "<think>", "\\left(", "\\right)", " or ", " and ", "x=", "\\alpha", "'", "(A)",
+    "\\frac",
+    "\\sqrt",
+    "\\boxed{",
+    "\\pi",
+    "\\cdot",
+    "\\infty",
+    "\\le",
+    "\\pm",
+    "\\text{",
+    "\\cup",
+    "\\begin{pmatrix}",
+    "\\end{pmatrix}",
+    "\\\\",
+    "&",
+    "\\{",
+    "\\}",
+    "\\overline{",
+    "^\\circ",
+    "\\%",
+    "</think>",
+    "<think>",
+    "\\left(",
+    "\\right)",
+    " or ",
+    " and ",
+    "x=",
+    "\\alpha",
+    "'",
+    "(A)",
 ]
 
 

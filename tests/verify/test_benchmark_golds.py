@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 from benchmark_golds import DATASETS, equivalent_spellings, load_golds, perturbed
 
-EXPECTED_ROWS = {"math500": 500, "aime24": 30, "aime25": 30, "amc23": 40, "minerva": 272, "olympiadbench": 675}
+EXPECTED_ROWS = {
+    "math500": 500,
+    "aime24": 30,
+    "aime25": 30,
+    "amc23": 40,
+    "minerva": 272,
+    "olympiadbench": 675,
+}
 
 
 @pytest.mark.parametrize("name", sorted(DATASETS))
@@ -27,7 +34,7 @@ def test_gold_round_trip(name, shared_data, verifiers):
     results = verifiers(DATASETS[name][2], timeout=1.0).verify_batch(preds, gold_col)
     wrong = [
         (gold, pred[-80:], res.reason)
-        for pred, gold, want, res in zip(preds, gold_col, expected, results)
+        for pred, gold, want, res in zip(preds, gold_col, expected, results, strict=True)
         if (res.score == 1.0) != want
     ]
     assert wrong == []

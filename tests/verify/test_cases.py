@@ -52,11 +52,33 @@ def test_table_is_large_named_and_covers_every_category():
     assert len(set(names)) == len(names)
     counts = Counter(c.category for c in CASES)
     expected = {
-        "frac_decimal", "latex_variants", "interval", "set_tuple", "equation_value", "units_text",
-        "degrees", "percent", "pi_sqrt", "multiple_answers", "thousands_sep", "negative_zero",
-        "sci_notation", "near_miss_wrong", "no_boxed", "multi_boxed", "truncated", "malformed_latex",
-        "text_mc", "matrix_vector", "complex", "symbolic_expr", "approximation", "long_output",
-        "adversarial_hacking", "adversarial_hang", "adversarial_long",
+        "frac_decimal",
+        "latex_variants",
+        "interval",
+        "set_tuple",
+        "equation_value",
+        "units_text",
+        "degrees",
+        "percent",
+        "pi_sqrt",
+        "multiple_answers",
+        "thousands_sep",
+        "negative_zero",
+        "sci_notation",
+        "near_miss_wrong",
+        "no_boxed",
+        "multi_boxed",
+        "truncated",
+        "malformed_latex",
+        "text_mc",
+        "matrix_vector",
+        "complex",
+        "symbolic_expr",
+        "approximation",
+        "long_output",
+        "adversarial_hacking",
+        "adversarial_hang",
+        "adversarial_long",
     }
     assert expected <= set(counts)
     assert all(counts[k] >= 5 for k in expected)

@@ -29,7 +29,7 @@ def test_package_source_never_evaluates_strings():
     assert offenders == []
 
 
-AUDIT = r'''
+AUDIT = r"""
 import sys
 MARK = "zqxjvw"
 seen = []
@@ -56,7 +56,7 @@ print("SEEN", len(seen), seen[:3])
 from sympy.parsing.sympy_parser import parse_expr
 parse_expr(MARK + "+1")  # positive control: the hook does see string evaluation
 print("CONTROL", len(seen) > 0)
-'''
+"""
 
 
 def test_model_output_never_compiled_as_python():
