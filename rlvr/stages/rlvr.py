@@ -330,7 +330,7 @@ def train_on(ctx, backend, rollouts: list[Rollout], plan: Plan, pad_id: int, tem
                         loss = loss + cfg.kl.coef * k
                 backend.backward(loss)
                 n_tok = float(mask.sum())
-                sums.update({"pg_loss": float(pg), "entropy": float(h), "kl": float(k),
+                sums.update({"pg_loss": float(pg.detach()), "entropy": float(h.detach()), "kl": float(k.detach()),
                              "clip_frac_tok": float(m["clip_frac"]) * n_tok, "approx_kl_tok": float(m["approx_kl"]) * n_tok,
                              "tok": n_tok})
             stats = backend.step()

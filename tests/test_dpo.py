@@ -1,0 +1,126 @@
+"""Rollout DPO: pair building from teacher rollouts, reuse of pairs.jsonl, learning on the toy task,
+and a shrunken copy of the four-stage Phi-4-Mini-Reasoning recipe end to end."""
+
+from __future__ import annotations
+
+import json
+import types
+
+import pytest
+
+from conftest import PYTHON, REPO, run_cmd, tail
+from rlvr.config import DpoStage
+from rlvr.data.toy import toy_rows
+
+SMALL = "{hidden_size: 64, num_layers: 2, num_heads: 2, num_kv_heads: 1, intermediate_size: 256}"
+
+
+def teacher_file(path, n_prompts=12):
+    """Teacher rollouts for toy prompts: per prompt 2 correct, 2 wrong (judged by the verifier, no flag),
+    plus prompts with only correct / only wrong responses, and one labelled row."""
+    rows = []
+    distinct = list({r["prompt"]: r for r in toy_rows("train", 4 * n_prompts, [2, 3], seed=9)}.values())[:n_prompts]
+    for i, r in enumerate(distinct):
+        box = f"\\boxed{{{r['answer']}}}"
+        texts = {"ok": [r["response"], r["response"] + " Checked.", r["response"] + " Done."],
+                 "bad": [r["response"].replace(box, f"\\boxed{{{int(r['answer']) + d}}}") for d in (1, 2, 3)]}
+        kinds = ["ok", "ok", "bad", "bad"] if i >= 2 else (["ok"] * 3 if i == 0 else ["bad"] * 3)
+        for j, k in enumerate(kinds):
+            rows.append({"prompt": r["prompt"], "completion": texts[k][j % 3 if i < 2 else j % 2], "gold": r["answer"]})
+    rows.append({"prompt": rows[-1]["prompt"], "completion": "I give up.", "correct": False})
+    path.write_text("".join(json.dumps(x) + "\n" for x in rows))
+    return path
+
+
+def test_pairs_from_teacher_file_follow_the_rules(tmp_path):
+    from rlvr.config import VerifierConfig
+    from rlvr.stages.dpo import judged_groups_from_file, make_pairs
+
+    cfg = DpoStage(name="dpo", type="dpo", pairs={"source": "file", "path": str(teacher_file(tmp_path / "t.jsonl")),
+                                                  "pairs_per_prompt": 3})
+    ctx = types.SimpleNamespace(cfg=cfg, recipe=types.SimpleNamespace(verifier=VerifierConfig()))
+    groups = judged_groups_from_file(ctx)
+    assert len(groups) == 12
+    pairs, stats = make_pairs(groups, cfg, seed=0)
+    assert stats == {"prompts": 12, "no_correct": 1, "no_incorrect": 1}  # all-wrong and all-right prompts dropped
+    assert len(pairs) == 10 * 3  # 2 correct x (2 or 3) incorrect >= 3 distinct pairs each
+    for p in pairs:
+        assert p["chosen_reason"] == "match" and p["rejected_reason"] in ("mismatch", "labelled")
+        assert f"\\boxed{{{p['gold']}}}" in p["chosen"] and p["chosen"] != p["rejected"]
+    assert len({(p["prompt"], p["chosen"], p["rejected"]) for p in pairs}) == len(pairs)
+
+
+@pytest.fixture(scope="module")
+def sft_model(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("sft") / "run"
+    proc = run_cmd([PYTHON, "-m", "rlvr", "run", str(REPO / "recipes" / "tiny.yaml"), "--run-dir", str(run_dir),
+                    "--set", f"model.tiny={SMALL}",
+                    "--set", "stages=[{name: sft, type: sft, data: {toy: {n: 4000, levels: [1]}}, max_steps: 200,"
+                             " optim: {lr: 5.0e-3, warmup_ratio: 0.05}}]",
+                    "--set", "backend.micro_batch_size=32"], timeout=900)
+    assert proc.returncode == 0, tail(proc)
+    return run_dir / "stages" / "sft" / "final"
+
+
+@pytest.mark.slow
+def test_dpo_on_policy_pairs_raises_margin_and_accuracy(sft_model, tmp_path):
+    from tests.test_run_tiny import greedy_accuracy
+
+    run_dir = tmp_path / "dpo"
+    stage = ("[{name: dpo, type: dpo, init: " + str(sft_model) + ", data: {toy: {n: 96, levels: [1]}},"
+             " pairs: {rollouts_per_prompt: 8, max_response_tokens: 64, pairs_per_prompt: 2},"
+             " beta: 0.1, epochs: 2, optim: {lr: 2.0e-4, schedule: constant},"
+             " generation: {backend: vllm, max_model_len: 256, kv_cache_gib: 0.25}}]")
+    proc = run_cmd([PYTHON, "-m", "rlvr", "run", str(REPO / "recipes" / "tiny.yaml"), "--run-dir", str(run_dir),
+                    "--set", f"model.tiny={SMALL}", "--set", f"stages={stage}",
+                    "--set", "backend={zero_stage: 2, micro_batch_size: 8}"], timeout=900)
+    assert proc.returncode == 0, tail(proc)
+    pairs = [json.loads(x) for x in (run_dir / "stages" / "dpo" / "pairs.jsonl").read_text().splitlines()]
+    assert pairs and all(p["chosen_reason"] == "match" and p["rejected_reason"] != "match" for p in pairs)
+    m = json.loads((run_dir / "summary.json").read_text())["stages"][0]["metrics"]
+    assert m["margin_last"] > m["margin_first"] + 0.05, m
+    held_out = toy_rows("test", 80, [1], seed=0)
+    before, after = greedy_accuracy(sft_model, held_out), greedy_accuracy(run_dir / "stages" / "dpo" / "final", held_out)
+    assert after > before, (before, after)
+
+    # pairs_from reuses the file: no generation, the same pairs
+    again = tmp_path / "again"
+    stage2 = stage.replace("data: {toy: {n: 96, levels: [1]}},", f"pairs_from: {run_dir / 'stages' / 'dpo' / 'pairs.jsonl'},")
+    proc = run_cmd([PYTHON, "-m", "rlvr", "run", str(REPO / "recipes" / "tiny.yaml"), "--run-dir", str(again),
+                    "--set", f"model.tiny={SMALL}", "--set", f"stages={stage2}", "--set", "stages.dpo.max_steps=1",
+                    "--set", "backend={zero_stage: 2, micro_batch_size: 8}"], timeout=600)
+    assert proc.returncode == 0, tail(proc)
+    assert "reusing" in proc.stdout
+    assert (again / "stages" / "dpo" / "pairs.jsonl").read_text() == (run_dir / "stages" / "dpo" / "pairs.jsonl").read_text()
+
+
+@pytest.mark.slow
+def test_shrunken_phi4_recipe_runs_all_four_stages(tmp_path):
+    teacher = teacher_file(tmp_path / "teacher.jsonl")
+    run_dir = tmp_path / "phi4"
+    overrides = [
+        "model={tiny: " + SMALL + ", dtype: float32}",
+        "backend={zero_stage: 2, micro_batch_size: 8, grad_accum: 1}",
+        "stages.midtrain.data={toy: {n: 200, levels: [1, 2]}}", "stages.midtrain.seq_len=256",
+        "stages.midtrain.max_steps=3",
+        "stages.sft.data={toy: {n: 200, levels: [1, 2]}}", "stages.sft.max_len=256", "stages.sft.max_steps=3",
+        f"stages.dpo.pairs.path={teacher}", "stages.dpo.pairs.max_len=256", "stages.dpo.max_steps=2",
+        "stages.dpo.micro_batch_size=4",
+        "stages.rl.data={toy: {n: 64, levels: [1]}}", "stages.rl.prompts_per_step=4", "stages.rl.rollouts_per_prompt=4",
+        "stages.rl.max_response_tokens=48", "stages.rl.max_steps=2", "stages.rl.micro_batch_size=16",
+        "stages.rl.generation={backend: vllm, max_model_len: 256, kv_cache_gib: 0.25}",
+    ]
+    cmd = [PYTHON, "-m", "rlvr", "run", str(REPO / "recipes" / "phi4_mini_reasoning.yaml"), "--run-dir", str(run_dir)]
+    for o in overrides:
+        cmd += ["--set", o]
+    proc = run_cmd(cmd, timeout=900)
+    assert proc.returncode == 0, tail(proc)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert [(s["name"], s["type"], s["status"]) for s in summary["stages"]] == [
+        ("midtrain", "midtrain", "done"), ("sft", "sft", "done"), ("dpo", "dpo", "done"), ("rl", "rlvr", "done")]
+    logged = {json.loads(x)["stage"] for x in (run_dir / "metrics.jsonl").read_text().splitlines()}
+    assert logged == {"midtrain", "sft", "dpo", "rl"}
+    rl = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if '"stage": "rl"' in x]
+    assert rl[0]["temperature"] == 1.0 and rl[1]["temperature"] == pytest.approx(0.6)  # annealed over half of 2 steps
+    for s in summary["stages"]:
+        assert (run_dir / "stages" / s["name"] / "final" / "model.safetensors").is_file()
