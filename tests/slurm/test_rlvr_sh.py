@@ -60,25 +60,31 @@ CI_FLAGS = [
 @pytest.fixture(scope="session")
 def cluster():
     """The local cluster must answer; under CI its absence is a failure, elsewhere a skip."""
-    problem = None
-    if shutil.which("sbatch") is None:
-        problem = "sbatch not found (start one with: bash slurm/ci/local-slurm.sh up)"
-    else:
-        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=30)
-        nodes = subprocess.run(
-            ["sinfo", "-h", "-N", "-o", "%N %t"], capture_output=True, text=True, timeout=30
-        )
-        usable = [
-            ln for ln in nodes.stdout.splitlines() if ln.split()[-1].rstrip("*") in ("idle", "mix", "alloc")
-        ]
-        if "UP" not in ping.stdout:
-            problem = f"slurmctld not answering: {ping.stdout.strip()} {ping.stderr.strip()}"
-        elif len(set(usable)) < 2:
-            problem = f"need 2 usable nodes, sinfo says: {nodes.stdout.strip()!r} {nodes.stderr.strip()}"
+    problem = cluster_problem()
     if problem:
         if os.environ.get("CI"):
             pytest.fail(f"no SLURM cluster under CI: {problem}")
-        pytest.skip(f"no SLURM cluster: {problem}")
+        pytest.skip(f"no SLURM cluster: {problem} (start one: bash slurm/ci/local-slurm.sh up)")
+
+
+def cluster_problem() -> str | None:
+    if shutil.which("sbatch") is None:
+        return "sbatch not found"
+    try:
+        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=15)
+        if "UP" not in ping.stdout:
+            return f"slurmctld not answering: {ping.stdout.strip()} {ping.stderr.strip()}"
+        nodes = subprocess.run(
+            ["sinfo", "-h", "-N", "-o", "%N %t"], capture_output=True, text=True, timeout=15
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"scontrol/sinfo failed: {err}"
+    usable = {
+        ln for ln in nodes.stdout.splitlines() if ln.split()[-1].rstrip("*") in ("idle", "mix", "alloc")
+    }
+    if len(usable) < 2:
+        return f"need 2 usable nodes, sinfo says: {nodes.stdout.strip()!r} {nodes.stderr.strip()}"
+    return None
 
 
 def submit(tmp: Path, run_dir: Path, *overrides: str, **env: str) -> int:
