@@ -112,6 +112,11 @@ class Num:
     def has_variables(self) -> bool:
         return any(k[3] for k, _ in self.terms)
 
+    def has_atoms(self) -> bool:
+        """Whether a function application (``\\sin x``) appears: identities among those are not
+        polynomial identities, so inequality of their tables proves nothing."""
+        return any(name.startswith(ATOM) for k, _ in self.terms for name, _ in k[3])
+
     def __add__(self, other: Num) -> Num:
         table = dict(self.terms)
         for k, v in other.terms:
@@ -505,7 +510,53 @@ def _polar(exponent: Num) -> Num:
     return cos + sin * Num._build({IMAG: Fraction(1)})
 
 
+ATOM = "@"  # prefix of variable names that stand for a function application
+FUNCTIONS = {
+    "sin",
+    "cos",
+    "tan",
+    "cot",
+    "sec",
+    "csc",
+    "arcsin",
+    "arccos",
+    "arctan",
+    "sinh",
+    "cosh",
+    "tanh",
+    "log",
+    "ln",
+    "lg",
+    "exp",
+}
+_FUNC_VAR_ARG = re.compile(r"\s*([A-Za-z]|\\(?:" + "|".join(sorted(GREEK)) + r"))(?![A-Za-z0-9_^{(])")
+
+
+def _function(name: str):
+    """``\\sin x``, ``\\cos(2t)``, ``\\ln{x}`` as an opaque atom keyed by its exact argument."""
+
+    def handler(p: _Arith) -> Num:
+        ch = p.peek()
+        if ch in ("(", "{"):
+            arg = p.primary()
+        else:
+            m = _FUNC_VAR_ARG.match(p.s, p.i)
+            if not m:
+                raise Undecided(f"\\{name} argument")  # \sin^2 x, \log_2 x, \sin 2x: leave to sympy
+            p.i = m.end()
+            arg = Num.var(m.group(1))
+        key = ";".join(
+            f"{r},{k},{j},{'*'.join(f'{v}^{e}' for v, e in mono)}:{c}" for (r, k, j, mono), c in arg.terms
+        )
+        if len(key) > 1000:
+            raise Undecided("function argument too large")
+        return Num.var(f"{ATOM}{name}[{key}]")
+
+    return handler
+
+
 _PRIMARY_CMDS = {
+    **{name: _function(name) for name in FUNCTIONS},
     "frac": _frac,
     "sqrt": _sqrt,
     "binom": _binom,
@@ -765,14 +816,29 @@ def parse_value(text: str):
 # ---------------------------------------------------------------- comparison
 
 
+def _num_eq(g: Num, p: Num) -> bool:
+    """Exact equality; with function atoms a difference is decisive only if it has no atoms left
+    (``\\cot x + 1`` vs ``\\cot x``), since ``\\sin^2 x + \\cos^2 x = 1`` is not a polynomial identity."""
+    if g == p:
+        return True
+    if (g.has_atoms() or p.has_atoms()) and (g - p).has_atoms():
+        raise Undecided("function identity")
+    return False
+
+
 def _eq(g, p) -> bool:
     if type(g) is not type(p):
         return False
+    if isinstance(g, Num):
+        return _num_eq(g, p)
     if isinstance(g, Seq):
+        if g.kind != p.kind:
+            return False
         if g.kind in ("set", "list"):
             return g.kind == p.kind and _unordered_eq(g.items, p.items)
         return (
-            g == p
+            len(g.items) == len(p.items)
+            and all(len(a) == len(b) and all(map(_eq, a, b)) for a, b in zip(g.items, p.items, strict=True))
             if g.kind == "matrix"
             else (
                 g.open == p.open
@@ -885,6 +951,8 @@ def _equation_match(gold: str, pred: str) -> str:
 
 def _linear(x: Num) -> bool:
     """Degree exactly 1 in its variables (and at least one variable term), real coefficients."""
+    if x.has_atoms():
+        return False
     degrees = [sum(e for _, e in key[3]) for key, _ in x.terms]
     no_imag = all(key[2] == 0 for key, _ in x.terms)
     return no_imag and max(degrees) == 1 and min(degrees) >= 0

@@ -766,6 +766,10 @@ SYMBOLIC_EXPR = _mk(
         ("step_function_product", B("u(t)(1+t)"), "(t+1)u(t)", True),
         ("coefficients_swapped", B("2a+3b"), "3a+2b", False),
         ("euler_difference_of_squares", B("e^{2}-1"), "(e-1)(e+1)", True),
+        ("function_plus_constant", B(r"\cot x + 1"), r"\cot x", False),
+        ("pythagorean_identity", B(r"\sin^2 x + \cos^2 x"), "1", True),
+        ("function_coefficient_order", B(r"2\sin(x)"), r"\sin x \cdot 2", True),
+        ("function_argument_differs", B(r"\ln(2x)"), r"\ln(3x)", False),
     ],
 )
 

@@ -28,9 +28,14 @@ def verifiers():
         v.close()
 
 
+# A label test must not depend on CI load: a non-adversarial case that timed out under the
+# production 2 s budget on a starved machine is graded again with this budget.
+REGRADE_TIMEOUT = 20.0
+
+
 @pytest.fixture(scope="session")
-def case_results(verifiers):
-    """{case name: Result}, graded in one batch per policy (as a training step would)."""
+def first_pass(verifiers):
+    """{case name: Result} under the production config, one batch per policy (as in training)."""
     out = {}
     for policy in sorted({c.config for c in CASES}):
         group = [c for c in CASES if c.config == policy]
@@ -38,4 +43,16 @@ def case_results(verifiers):
             [c.prediction for c in group], [c.gold for c in group], truncated=[c.truncated for c in group]
         )
         out.update({c.name: r for c, r in zip(group, results, strict=True)})
+    return out
+
+
+@pytest.fixture(scope="session")
+def case_results(first_pass, verifiers):
+    """First-pass results, with load-induced timeouts of non-adversarial cases graded again."""
+    out = dict(first_pass)
+    for case in CASES:
+        if out[case.name].reason == "timeout" and not case.adversarial:
+            out[case.name] = verifiers(case.config, timeout=REGRADE_TIMEOUT).verify(
+                case.prediction, case.gold, truncated=case.truncated
+            )
     return out

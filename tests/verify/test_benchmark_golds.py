@@ -38,4 +38,4 @@ def test_gold_round_trip(name, shared_data, verifiers):
         if (res.score == 1.0) != want
     ]
     assert wrong == []
-    assert max(r.seconds for r in results) <= 1.0 + 0.5  # timeout plus scheduling slack
+    assert max(r.seconds for r in results) <= 1.0 + 1.0  # timeout plus slack for a loaded CI box

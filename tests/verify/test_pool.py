@@ -16,9 +16,9 @@ SLOW_GOLD = r"\frac{d^{2} v_{o}}{d t^{2}}+\frac{v_{o}}{L C}=\frac{v_{i}}{L C}"
 
 
 def _symbolic_batch(n: int) -> tuple[list[str], list[str]]:
-    """Pairs only the symbolic fallback can decide (the exact path has no \\sin)."""
-    preds = [rf"\boxed{{\sin(x)^{{{k}}} + {k}x + 1}}" for k in range(2, 2 + n)]
-    golds = [rf"1 + {k}x + \sin(x)^{{{k}}}" for k in range(2, 2 + n)]
+    """Pairs only the symbolic fallback can decide (the exact path has no cube roots)."""
+    preds = [rf"\boxed{{\sqrt[3]{{{k}}} + {k}x + 1}}" for k in range(2, 2 + n)]
+    golds = [rf"1 + {k}x + \sqrt[3]{{{k}}}" for k in range(2, 2 + n)]
     return preds, golds
 
 
@@ -47,13 +47,13 @@ def test_kill_9_of_busy_worker_loses_no_result():
         assert verifier._pool.restarts >= 1
         assert killed[0] not in verifier.worker_pids()
         # the respawned worker serves the next batch
-        again = verifier.verify_batch([r"\boxed{\cos(y)+1}"], [r"1+\cos(y)"])
+        again = verifier.verify_batch([r"\boxed{\sqrt[3]{y}+1}"], [r"1+\sqrt[3]{y}"])
         assert again[0].reason == "match"
 
 
 def test_timeout_kills_worker_and_pool_recovers():
     with Verifier(VerifierConfig(workers=1, timeout=0.3, cache_size=0)) as verifier:
-        verifier.verify_batch([r"\boxed{\sin(z)^2}"], [r"\sin(z) \cdot \sin(z)"])  # warm the worker up
+        verifier.verify_batch([r"\boxed{\sqrt[3]{z}^2}"], [r"\sqrt[3]{z} \cdot \sqrt[3]{z}"])  # warm up
         start = time.monotonic()
         result = verifier.verify(rf"\boxed{{{SLOW_PRED}}}", SLOW_GOLD)
         elapsed = time.monotonic() - start
@@ -62,7 +62,7 @@ def test_timeout_kills_worker_and_pool_recovers():
         assert result.seconds <= 0.3 + 0.05
         assert elapsed <= 0.3 + 1.0
         # the respawned worker serves later items (a loaded CI box may need a second try at 0.3 s)
-        reasons = [verifier.verify(r"\boxed{2\sin(k)+2}", r"2(\sin(k)+1)").reason for _ in range(3)]
+        reasons = [verifier.verify(r"\boxed{2\sqrt[3]{k}+2}", r"2(\sqrt[3]{k}+1)").reason for _ in range(3)]
         assert "match" in reasons, reasons
 
 
