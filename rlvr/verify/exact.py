@@ -413,6 +413,8 @@ class _Arith:
         value = Fraction(digits)
         if self.s.startswith("\\overline{", self.i) and "." in digits and exp is None:
             end = self.s.find("}", self.i)
+            if end < 0:
+                raise Undecided("unterminated \\overline")
             rep = self.s[self.i + 10 : end]
             if not rep.isdigit() or len(rep) > 50:
                 raise Undecided("bad repeating decimal")
@@ -456,6 +458,8 @@ def _frac(p: _Arith) -> Num:
 def _sqrt(p: _Arith) -> Num:
     if p.peek() == "[":
         end = p.s.find("]", p.i)
+        if end < 0:
+            raise Undecided("unterminated root index")
         if p.s[p.i + 1 : end].strip() != "2":
             raise Undecided("higher root")
         p.i = end + 1

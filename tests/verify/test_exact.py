@@ -90,3 +90,16 @@ def test_exact_values_agree_with_sympy():
         want, got = complex(sympy.N(value, 30)), parsed.to_complex()
         assert abs(want - got) <= 1e-9 * max(1.0, abs(want)), latex
     assert checked > 100
+
+
+def test_unterminated_groups_are_undecided_not_reparsed():
+    """A missing closing brace once reset the parser to the start (found by timing fuzz)."""
+    import time
+
+    import pytest
+
+    for text in ["0.1\\overline{9", "\\sqrt[3 8", "0." + "1" * 150 + "\\overline{" + "9" * 49]:
+        start = time.perf_counter()
+        with pytest.raises(Undecided):
+            parse_number(text)
+        assert time.perf_counter() - start < 0.05
