@@ -25,7 +25,9 @@ from rlvr.verify.policy import MATH, Policy
 BOX_CMDS = ("\\boxed", "\\fbox")
 MAX_BOXES = 64  # boxes examined from the end; bounds the work on box-bomb inputs
 JOIN_GAP = 80  # boxes further apart than this are separate statements, not one answer
+MAX_BOX_CHARS = 4096  # a box whose content runs longer counts as unterminated
 
+_BARE_BOX_ARG = re.compile(r"[^\s$]+")
 _BOX_CMD = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 _BRACE = re.compile(r"\\[{}]|[{}]")
 _GAP_JOIN = re.compile(
@@ -40,9 +42,10 @@ _ANCHORS = re.compile(
 
 
 def _match_brace(text: str, open_pos: int) -> int:
-    """Index of the ``}`` closing the ``{`` at open_pos, or -1 when the group never closes."""
+    """Index of the ``}`` closing the ``{`` at open_pos, or -1 when the group does not close within
+    MAX_BOX_CHARS (a longer "answer" is rejected anyway; the bound keeps brace bombs linear)."""
     depth = 0
-    for m in _BRACE.finditer(text, open_pos):
+    for m in _BRACE.finditer(text, open_pos, open_pos + MAX_BOX_CHARS):
         tok = m.group()
         if len(tok) == 2:  # escaped \{ or \}: literal, does not group
             continue
@@ -63,7 +66,7 @@ def _box_at(text: str, pos: int, cmd: str) -> tuple[int, str | None]:
         if close < 0:
             return -1, None
         return close + 1, text[i + 1 : close]
-    m = re.compile(r"[^\s$]+").match(text, i)  # \boxed 5  (brace-less form)
+    m = _BARE_BOX_ARG.match(text, i, i + MAX_BOX_CHARS)  # \boxed 5  (brace-less form)
     if m and i > pos + len(cmd):
         return m.end(), m.group()
     return -1, None

@@ -906,6 +906,8 @@ ADVERSARIAL_LONG = _mk(
         ("deep_left_right", B(r"\left(" * 300 + "6" + r"\right)" * 300), "5", False),
         ("unbalanced_braces", B("{" * 3000 + "5"), "5", False),
         ("padding_then_wrong_box", "1 2 3 4 5 " * 200_000 + r"$\boxed{4}$", "5", False),
+        ("many_boxes_then_brace_flood", "\\boxed{" * 64 + "{" * 1_000_000, "5", False),
+        ("many_bare_boxes_then_flood", "\\boxed " * 64 + "5" * 1_000_000, "5", False),
     ],
 )
 
