@@ -18,7 +18,6 @@ Contract (verifier-notes.md §5.1), identical for reward and evaluation:
 from __future__ import annotations
 
 import re
-from collections import deque
 
 from rlvr.verify.policy import MATH, Policy
 
@@ -28,7 +27,6 @@ JOIN_GAP = 80  # boxes further apart than this are separate statements, not one 
 MAX_BOX_CHARS = 4096  # a box whose content runs longer counts as unterminated
 
 _BARE_BOX_ARG = re.compile(r"[^\s$]+")
-_BOX_CMD = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 _BRACE = re.compile(r"\\[{}]|[{}]")
 _GAP_JOIN = re.compile(
     r"^(?:\s|\$|[A-Za-z]\s*=|\\[,;:!]|\\q?quad|,|;|&|\\\\|\band\b|\\text\{\s*(?:and)?\s*,?\s*\}|\.|\\\(|\\\)|\\\[|\\\])*$"
@@ -72,15 +70,30 @@ def _box_at(text: str, pos: int, cmd: str) -> tuple[int, str | None]:
     return -1, None
 
 
+def _last_commands(text: str) -> list[tuple[int, str]]:
+    """Positions of the last MAX_BOXES box commands, found by rfind from the end (C-speed scans
+    and at most MAX_BOXES steps per command, even for a text made of nothing but boxes)."""
+    found = []
+    for cmd in BOX_CMDS:
+        hi = len(text)
+        for _ in range(MAX_BOXES):
+            pos = text.rfind(cmd, 0, hi)
+            if pos < 0:
+                break
+            hi = pos
+            if not text[pos + len(cmd) : pos + len(cmd) + 1].isalpha():  # not \fboxsep, \boxedx
+                found.append((pos, cmd))
+    found.sort()
+    return found[-MAX_BOXES:]
+
+
 def find_boxes(text: str) -> tuple[list[tuple[int, int, str]], bool]:
     """Top-level boxes (start, end, content) in order, and whether the last box is unterminated.
 
-    One regex pass finds the box commands (only the last MAX_BOXES are examined), so a long
-    chain of thought costs one scan, and a box bomb costs at most MAX_BOXES brace matches.
+    Only the last MAX_BOXES box commands are examined, each brace match is bounded by
+    MAX_BOX_CHARS, so a box or brace bomb costs a bounded number of bounded scans.
     """
-    starts = deque((m.start(), m.group()) for m in _BOX_CMD.finditer(text))
-    while len(starts) > MAX_BOXES:
-        starts.popleft()
+    starts = _last_commands(text)
     spans: list[tuple[int, int, str]] = []
     unterminated_last = False
     for pos, cmd in reversed(starts):
