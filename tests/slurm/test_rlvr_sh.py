@@ -5,11 +5,12 @@
   metrics rows, bit-identical final weights;
 - `scancel --batch --signal=USR1` during a long SFT stage: the ranks checkpoint at the next step
   boundary, the job requeues itself (Restarts=1), resumes, and ends bit-identical to the local run;
+- the same during an RL stage (rollouts, rewards, a GRPO update): bit-identical to a local 2-rank run;
 - a hard requeue (what SLURM preemption with PreemptMode=REQUEUE does: SIGTERM, no warning) restarts
   the job, which resumes from its newest periodic checkpoint to the same weights;
 - one rank raising an exception fails the whole job within seconds, with the rank's error in the log.
 
-Preemption is exercised on an SFT stage (the RL stage uses the same step-boundary hook). The #SBATCH
+The #SBATCH
 GPU defaults are overridden on the sbatch command line, as CI must. Without a cluster these tests
 skip, except under CI, where they fail. The dry-run tests at the end need no cluster.
 """
@@ -267,6 +268,65 @@ def test_usr1_checkpoints_requeues_and_resumes_to_the_same_result(tmp_path, refe
     )
 
 
+# The RL stage: rollouts (HF sampler: starts faster than vLLM on CPU), rewards, a GRPO update with an
+# entropy bonus (so the weights move even while the tiny untrained model earns no reward).
+RL_STEPS = 6
+RL_OVERRIDES = [
+    OVERRIDES[0],
+    "stages=[{name: rl, type: rlvr, data: {toy: {n: 200, levels: [1]}}, prompts_per_step: 4,"
+    f" rollouts_per_prompt: 4, temperature: 1.0, max_response_tokens: 24, max_steps: {RL_STEPS},"
+    " save_every: 2, entropy_coef: 0.05, optim: {lr: 1.0e-3, schedule: constant},"
+    " generation: {backend: hf, max_model_len: 256}}]",
+    "backend={zero_stage: 2, micro_batch_size: 8}",
+]
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_usr1_during_an_rl_stage_resumes_to_the_same_result(tmp_path, cluster):
+    ref = tmp_path / "local"
+    sets = [x for o in RL_OVERRIDES for x in ("--set", o)]
+    proc = run_cmd(
+        torchrun(2, "-m", "rlvr", "run", "recipes/tiny.yaml", *sets, "--run-dir", str(ref)), timeout=300
+    )
+    assert proc.returncode == 0, tail(proc)
+
+    run_dir = tmp_path / "run"
+    jid = submit(tmp_path, run_dir, *RL_OVERRIDES)
+    metrics, deadline = run_dir / "metrics.jsonl", time.time() + 240
+    while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 2):
+        assert queued(jid) and time.time() < deadline, (
+            "RL never got going:\n" + job_log(tmp_path, jid)[-4000:]
+        )
+        time.sleep(0.1)
+    subprocess.run(["scancel", "--batch", "--signal=USR1", str(jid)], check=True)
+    wait_job(jid, 200, tmp_path / f"rlvr-{jid}.out")
+    log = job_log(tmp_path, jid)
+    info = job(jid)
+    assert (info["JobState"], info["ExitCode"], info["Restarts"]) == ("COMPLETED", "0:0", "1"), log[-6000:]
+    m = re.search(r"checkpointed \((\{.*?\})\); requeueing job", log)
+    assert m, log[-6000:]
+    done = json.loads(m.group(1))
+    assert done["stage"] == "rl" and 2 <= done["step"] < RL_STEPS, done
+    assert f"resumed from {run_dir}/stages/rl/checkpoints/step-{done['step']}" in log
+
+    a, b = weights(ref, "rl"), weights(run_dir, "rl")
+    assert not all(
+        (a[k] == v).all() for k, v in load_file(str(ref / "base_model" / "model.safetensors")).items()
+    )
+    assert all((a[k] == b[k]).all() for k in a), "RL weights differ from the local 2-rank run"
+    timing = ("time", "gen/probe_seconds", "gen/tokens_per_s")
+    rows = [
+        {k: v for k, v in r.items() if k not in timing and not k.startswith("time/")}
+        for r in metric_rows(run_dir).values()
+    ]
+    ref_rows = [
+        {k: v for k, v in r.items() if k not in timing and not k.startswith("time/")}
+        for r in metric_rows(ref).values()
+    ]
+    assert rows == ref_rows and len(rows) == RL_STEPS
+
+
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_hard_requeue_restarts_from_the_newest_checkpoint(tmp_path, reference):
@@ -312,7 +372,7 @@ def test_a_failing_rank_fails_the_whole_job_quickly(tmp_path, cluster):
         tmp_path,
         run_dir,
         OVERRIDES[0],
-        OVERRIDES[1].replace("max_steps: 4", "max_steps: 1"),
+        "stages=[{name: b, type: sft, data: {toy: {n: 400, levels: [2, 3, 5]}}, max_steps: 20}]",
         OVERRIDES[2],
         PYTHONPATH=str(inject),
     )
