@@ -23,7 +23,6 @@ import gc
 import importlib
 import math
 import os
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,12 +68,6 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def init_deepspeed(world: World) -> None:
     """Initialise deepspeed.comm on top of the world (single process included)."""
     import deepspeed
@@ -83,11 +76,13 @@ def init_deepspeed(world: World) -> None:
         # Skip the ~25 s JIT build of the optional shared-memory comm op on CPU (environment.md §2).
         importlib.import_module("deepspeed.comm.torch").build_shm_op = lambda: None
     if not world.distributed and not torch.distributed.is_initialized():
-        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-        os.environ.setdefault("MASTER_PORT", str(_free_port()))
+        # One process: an in-memory store, no TCP port (a "free" port picked in advance can be taken by
+        # another process before it is bound: EADDRINUSE under parallel jobs). DeepSpeed adopts the group.
         os.environ.setdefault("RANK", "0")
         os.environ.setdefault("LOCAL_RANK", "0")
         os.environ.setdefault("WORLD_SIZE", "1")
+        torch.distributed.init_process_group(world.dist_backend, store=torch.distributed.HashStore(), rank=0,
+                                             world_size=1)
     world.init()
     deepspeed.init_distributed(dist_backend=world.dist_backend, auto_mpi_discovery=False)
 

@@ -68,7 +68,7 @@ def test_dpo_on_policy_pairs_raises_margin_and_accuracy(sft_model, tmp_path):
 
     run_dir = tmp_path / "dpo"
     stage = ("[{name: dpo, type: dpo, init: " + str(sft_model) + ", data: {toy: {n: 96, levels: [1]}},"
-             " pairs: {rollouts_per_prompt: 8, max_response_tokens: 64, pairs_per_prompt: 2},"
+             " pairs: {rollouts_per_prompt: 8, temperature: 0.7, max_response_tokens: 96, pairs_per_prompt: 2},"
              " beta: 0.1, epochs: 2, optim: {lr: 2.0e-4, schedule: constant},"
              " generation: {backend: vllm, max_model_len: 256, kv_cache_gib: 0.25}}]")
     proc = run_cmd([PYTHON, "-m", "rlvr", "run", str(REPO / "recipes" / "tiny.yaml"), "--run-dir", str(run_dir),
