@@ -103,3 +103,27 @@ def test_unterminated_groups_are_undecided_not_reparsed():
         with pytest.raises(Undecided):
             parse_number(text)
         assert time.perf_counter() - start < 0.05
+
+
+def test_function_atoms_decide_only_what_holds_for_every_function():
+    """\\sin x as an opaque atom: equal tables are an identity; a difference that still holds an
+    atom proves nothing (sin^2 + cos^2 = 1), so it is left to sympy."""
+    import pytest
+
+    from rlvr.verify.exact import compare
+    from rlvr.verify.normalize import normalize
+    from rlvr.verify.policy import MATH
+
+    def judge(pred: str, gold: str) -> str:
+        return compare(normalize(gold), normalize(pred), MATH)
+
+    assert judge(r"2\sin(x)", r"\sin x \cdot 2") == "match"
+    assert judge(r"\cot x + 1", r"\cot x") == "mismatch"  # the difference is the constant 1
+    assert judge(r"\ln(x) + y", r"\ln x") == "mismatch"  # the difference y is a nonzero polynomial
+    for pred, gold in [
+        (r"\sin(\pi/6)", r"\frac12"),
+        (r"\frac{\cos x}{\sin x}", r"\cot x"),
+        (r"\log x", r"\ln x"),
+    ]:
+        with pytest.raises(Undecided):
+            judge(pred, gold)
