@@ -48,3 +48,11 @@ def test_gradient_pushes_chosen_up_and_rejected_down():
 def test_at_reference_sigmoid_loss_is_log2():
     loss, m = dpo_loss("sigmoid", RW, RL, RW, RL, beta=0.5)
     assert loss.item() == pytest.approx(math.log(2)) and m["accuracy"].item() == 0.0
+
+
+def test_rpo_adds_the_chosen_per_token_nll():
+    """nll_coef 0.5, chosen log-prob -10 over 4 tokens: 0.598139 + 0.5 * 10 / 4 = 1.848139."""
+    loss, _ = dpo_loss("sigmoid", PW, PL, RW, RL, beta=0.1, nll_coef=0.5, chosen_tokens=torch.tensor([4.0]))
+    assert loss.item() == pytest.approx(0.598139 + 1.25, abs=1e-5)
+    with pytest.raises(ValueError, match="chosen_tokens"):
+        dpo_loss("sigmoid", PW, PL, RW, RL, beta=0.1, nll_coef=0.5)

@@ -9,7 +9,7 @@ incorrect samples), judging rows that carry no `correct` flag. The pairs, with t
 reasons, are written to RUN_DIR/stages/<name>/pairs.jsonl; `pairs_from:` reuses such a file.
 
 Training: loss = mean over the global batch of pairs of DPO_LOSSES[loss](...) (rlvr/rl/dpo.py) on
-summed response log-probs. The reference is the input model: its log-probs are computed once,
+summed response log-probs, plus nll_coef x the chosen response's per-token NLL when set (RPO). The reference is the input model: its log-probs are computed once,
 before the first update, with the same weights the policy starts from, and cached for the stage.
 
 Launch: `rlvr run RECIPE` or `torchrun --nproc_per_node N -m rlvr run RECIPE`.
@@ -210,7 +210,9 @@ def main(ctx: StageContext) -> StageResult:
             idx = mine[k * micro:(k + 1) * micro]
             pol_w, pol_l = pair_logps(backend.forward, [items[i] for i in idx], pad, backend.device)
             r = ref[idx].to(backend.device)
-            losses, m = dpo_loss(cfg.loss, pol_w, pol_l, r[:, 0], r[:, 1], cfg.beta, cfg.label_smoothing)
+            n_w = torch.tensor([float(items[i][0].n_loss_tokens) for i in idx], device=backend.device)
+            losses, m = dpo_loss(cfg.loss, pol_w, pol_l, r[:, 0], r[:, 1], cfg.beta, cfg.label_smoothing,
+                                 nll_coef=cfg.nll_coef, chosen_tokens=n_w)
             backend.backward(losses.sum() / G)  # mean over the global batch of pairs
             sums += torch.tensor([float(losses.detach().sum()), float(m["margin"].sum()), float(m["reward_chosen"].sum()),
                                   float(m["reward_rejected"].sum()), float(m["accuracy"].sum())])
