@@ -52,7 +52,7 @@ def run_trl(args: argparse.Namespace, out: Path) -> None:
         num_generations=args.rollouts, max_completion_length=args.max_tokens, temperature=args.temperature,
         learning_rate=args.lr, beta=0.0, loss_type="dapo", scale_rewards="group", max_steps=args.steps,
         logging_steps=1, report_to="none", use_cpu=True, bf16=False, save_strategy="no", use_vllm=False,
-        lr_scheduler_type="constant", warmup_ratio=0.0, max_grad_norm=1.0, seed=0,
+        lr_scheduler_type="constant", warmup_steps=0, max_grad_norm=1.0, seed=0,
     )
     tok = AutoTokenizer.from_pretrained(args.model, padding_side="left")
     trainer = GRPOTrainer(model=args.model, reward_funcs=reward, args=config, train_dataset=ds, processing_class=tok,
