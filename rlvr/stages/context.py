@@ -96,6 +96,22 @@ class StageContext:
                                {"stage": self.name, "data_fingerprint": fingerprint}, self.world,
                                keep=self.cfg.keep_checkpoints)
 
+    def after_step(self, backend: Any, step: int, total: int, fingerprint: str) -> None:
+        """At the boundary after optimizer step `step`: the periodic checkpoint (save_every), then the
+        preemption check (which may checkpoint and raise Preempted)."""
+        if self.cfg.save_every and step % self.cfg.save_every == 0 and step < total:
+            self.save(backend, step, fingerprint)
+        self.stop_if_preempted(backend, step, fingerprint)
+
+    def finish(self, backend: Any, tokenizer: Any, start: int, total: int, fingerprint: str) -> Path:
+        """End of the stage's loop: the last checkpoint (unless no step ran in this attempt), the
+        final/ export, and the backend freed. Returns the final/ path."""
+        if start < total:
+            self.save(backend, total, fingerprint)
+        final = self.export(backend, tokenizer)
+        backend.close()
+        return final
+
     def stop_if_preempted(self, backend: Any, step: int, fingerprint: str) -> None:
         """At a step boundary: when preemption was requested, checkpoint `step` and raise Preempted."""
         from rlvr import preempt

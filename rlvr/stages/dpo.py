@@ -177,8 +177,8 @@ def reference_logps(ctx: StageContext, backend: Any, items: list[tuple[Example, 
     micro, out = ctx.micro_batch_size, []
     backend.train(False)
     for i in range(0, len(items), micro):
-        w, l = pair_logps(backend.forward, items[i:i + micro], pad_id, backend.device)
-        out.append(torch.stack([w, l], -1).cpu())
+        chosen, rejected = pair_logps(backend.forward, items[i:i + micro], pad_id, backend.device)
+        out.append(torch.stack([chosen, rejected], -1).cpu())
     backend.train(True)
     return torch.cat(out)
 
@@ -224,14 +224,9 @@ def main(ctx: StageContext) -> StageResult:
         history.append(metrics)
         bar.update(1)
         bar.set_postfix(loss=f"{metrics['loss']:.4f}", margin=f"{metrics['margin']:.3f}", refresh=False)
-        if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < total:
-            ctx.save(backend, step + 1, data_id)
-        ctx.stop_if_preempted(backend, step + 1, data_id)
+        ctx.after_step(backend, step + 1, total, data_id)
     bar.close()
-    if start < total:
-        ctx.save(backend, total, data_id)
-    final = ctx.export(backend, tokenizer)
-    backend.close()
+    final = ctx.finish(backend, tokenizer, start, total, data_id)
     k = max(1, len(history) // 4)
     summary = {"pairs": len(items)}
     if history:

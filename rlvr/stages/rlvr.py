@@ -434,16 +434,11 @@ def main(ctx: StageContext) -> StageResult:
         bar.set_postfix(reward=f"{metrics['reward/mean']:.3f}", acc=f"{metrics['accuracy']:.3f}",
                         ent=f"{metrics['entropy']:.3f}", kl=f"{metrics['kl']:.4f}", s=f"{metrics['time/step']:.1f}",
                         refresh=False)
-        if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < plan.total_steps:
-            ctx.save(backend, step + 1, data_id)
-        ctx.stop_if_preempted(backend, step + 1, data_id)
+        ctx.after_step(backend, step + 1, plan.total_steps, data_id)
     bar.close()
-    if start < plan.total_steps:
-        ctx.save(backend, plan.total_steps, data_id)
-    final = ctx.export(backend, tokenizer)
+    final = ctx.finish(backend, tokenizer, start, plan.total_steps, data_id)
     generator.close()
     verifier.close()
-    backend.close()
     return StageResult(steps=plan.total_steps, metrics=summarize(history), output=str(final))
 
 

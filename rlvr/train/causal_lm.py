@@ -92,13 +92,8 @@ def train_causal_lm(ctx: StageContext, tokenizer: Any, model: Any, examples: lis
         })
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.4f}", lr=f"{stats.lr:.2e}", refresh=False)
-        if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < total:
-            ctx.save(backend, step + 1, data_id)
-        ctx.stop_if_preempted(backend, step + 1, data_id)
+        ctx.after_step(backend, step + 1, total, data_id)
     bar.close()
-    if start < total:
-        ctx.save(backend, total, data_id)
-    final = ctx.export(backend, tokenizer)
-    backend.close()
+    final = ctx.finish(backend, tokenizer, start, total, data_id)
     metrics = {"loss_first": first_loss, "loss_last": last_loss, "sequences": len(examples)}
     return StageResult(steps=total, metrics={k: v for k, v in metrics.items() if v is not None}, output=str(final))
