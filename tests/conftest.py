@@ -58,3 +58,18 @@ def run_cmd(cmd: list[str], timeout: float = 300, **env: str):
 
 def tail(proc, n: int = 4000) -> str:
     return (proc.stdout + "\n--- stderr ---\n" + proc.stderr)[-n:]
+
+
+TINY_SMALL = "{hidden_size: 64, num_layers: 2, num_heads: 2, num_kv_heads: 1, intermediate_size: 256}"
+
+
+@pytest.fixture(scope="session")
+def sft_model(tmp_path_factory):
+    """A tiny model SFT'd on one-digit addition (recipes/tiny_rl.yaml's SFT stage): right about half the
+    time greedily, so RL and DPO tests have signal. Built once per test session."""
+    run_dir = tmp_path_factory.mktemp("sft") / "run"
+    proc = run_cmd([PYTHON, "-m", "rlvr", "run", str(REPO / "recipes" / "tiny_rl.yaml"), "--run-dir", str(run_dir),
+                    "--set", "stages=[{name: sft, type: sft, data: {toy: {n: 4000, levels: [1]}},"
+                    " max_steps: 200, optim: {lr: 5.0e-3, warmup_ratio: 0.05}}]"], timeout=900)
+    assert proc.returncode == 0, tail(proc)
+    return run_dir / "stages" / "sft" / "final"

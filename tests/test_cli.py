@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from conftest import PYTHON, REPO, run_cmd
+
 from rlvr.cli import main
 
 

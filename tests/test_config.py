@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import PYTHON, REPO, run_cmd
+
 from rlvr.cli import main
 from rlvr.config import ConfigError, apply_override, load_recipe
 
@@ -121,7 +120,7 @@ def test_data_spec_files_validate():
     assert specs
     for spec in specs:
         data = {**GOOD, "stages": [{**GOOD["stages"][0], "data": {"spec": str(spec)}}]}
-        from rlvr.config import validate_recipe, _expand_data_specs
+        from rlvr.config import _expand_data_specs, validate_recipe
 
         problems: list[str] = []
         _expand_data_specs(data, REPO / "recipes", problems)

@@ -7,12 +7,12 @@ import json
 import types
 
 import pytest
+from conftest import PYTHON, REPO, TINY_SMALL, run_cmd, tail
 
-from conftest import PYTHON, REPO, run_cmd, tail
 from rlvr.config import DpoStage
 from rlvr.data.toy import toy_rows
 
-SMALL = "{hidden_size: 64, num_layers: 2, num_heads: 2, num_kv_heads: 1, intermediate_size: 256}"
+SMALL = TINY_SMALL
 
 
 def teacher_file(path, n_prompts=12):
@@ -48,18 +48,6 @@ def test_pairs_from_teacher_file_follow_the_rules(tmp_path):
         assert p["chosen_reason"] == "match" and p["rejected_reason"] in ("mismatch", "labelled")
         assert f"\\boxed{{{p['gold']}}}" in p["chosen"] and p["chosen"] != p["rejected"]
     assert len({(p["prompt"], p["chosen"], p["rejected"]) for p in pairs}) == len(pairs)
-
-
-@pytest.fixture(scope="module")
-def sft_model(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("sft") / "run"
-    proc = run_cmd([PYTHON, "-m", "rlvr", "run", str(REPO / "recipes" / "tiny.yaml"), "--run-dir", str(run_dir),
-                    "--set", f"model.tiny={SMALL}",
-                    "--set", "stages=[{name: sft, type: sft, data: {toy: {n: 4000, levels: [1]}}, max_steps: 200,"
-                             " optim: {lr: 5.0e-3, warmup_ratio: 0.05}}]",
-                    "--set", "backend.micro_batch_size=32"], timeout=900)
-    assert proc.returncode == 0, tail(proc)
-    return run_dir / "stages" / "sft" / "final"
 
 
 @pytest.mark.slow

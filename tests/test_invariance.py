@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from safetensors.torch import load_file
-
 from conftest import PYTHON, REPO, run_cmd, tail, torchrun
+from safetensors.torch import load_file
 
 TINY = ["--set", "model.tiny={hidden_size: 64, num_layers: 2, num_heads: 2, num_kv_heads: 1, intermediate_size: 128}"]
 

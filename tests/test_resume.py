@@ -11,9 +11,8 @@ import subprocess
 import time
 
 import pytest
-from safetensors.torch import load_file
-
 from conftest import PYTHON, REPO, run_cmd, subprocess_env, tail
+from safetensors.torch import load_file
 
 ARGS = ["-m", "rlvr", "run", str(REPO / "recipes" / "tiny.yaml"),
         "--set", "model.tiny={hidden_size: 64, num_layers: 2, num_heads: 2, num_kv_heads: 1, intermediate_size: 128}",

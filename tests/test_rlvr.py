@@ -10,24 +10,10 @@ import types
 
 import pytest
 import torch
+from conftest import PYTHON, REPO, TINY_SMALL, run_cmd, subprocess_env, tail
 from safetensors.torch import load_file
 
-from conftest import PYTHON, REPO, run_cmd, subprocess_env, tail
-
-SMALL = "{hidden_size: 64, num_layers: 2, num_heads: 2, num_kv_heads: 1, intermediate_size: 256}"
-
-
-@pytest.fixture(scope="module")
-def sft_model(tmp_path_factory):
-    """A tiny model SFT'd on one-digit addition: right about half the time (greedy), so RL has signal."""
-    run_dir = tmp_path_factory.mktemp("sft") / "run"
-    proc = run_cmd([PYTHON, "-m", "rlvr", "run", str(REPO / "recipes" / "tiny.yaml"), "--run-dir", str(run_dir),
-                    "--set", f"model.tiny={SMALL}",
-                    "--set", "stages=[{name: sft, type: sft, data: {toy: {n: 4000, levels: [1]}}, max_steps: 200,"
-                             " optim: {lr: 5.0e-3, warmup_ratio: 0.05}}]",
-                    "--set", "backend.micro_batch_size=32"], timeout=900)
-    assert proc.returncode == 0, tail(proc)
-    return run_dir / "stages" / "sft" / "final"
+SMALL = TINY_SMALL
 
 
 def _rl_args(model, run_dir, **over):

@@ -8,9 +8,9 @@ import json
 
 import pytest
 import torch
+from conftest import PYTHON, REPO, run_cmd, tail
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from conftest import PYTHON, REPO, run_cmd, tail
 from rlvr.data.toy import toy_rows
 from rlvr.verify import verify_batch
 
