@@ -2,7 +2,7 @@
 # rlvr on SLURM: one torchrun agent per node (srun), one rank per GPU, c10d rendezvous, DeepSpeed inside.
 #
 #   sbatch slurm/rlvr.sh RECIPE [KEY=VALUE | --set KEY=VALUE | --from-stage NAME ...]
-#   sbatch -N4 -t 2-00:00:00 slurm/rlvr.sh recipes/one_shot.yaml stages.grpo.max_steps=500
+#   sbatch -N4 -t 2-00:00:00 slurm/rlvr.sh recipes/one_shot.yaml stages.rl.max_steps=500
 #
 # Run from the repository root. Every #SBATCH line below is a GPU-cluster default; flags given to
 # sbatch on the command line win. Extra words after the recipe: KEY=VALUE becomes `--set KEY=VALUE`;
