@@ -17,14 +17,7 @@ from pathlib import Path
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
-def _add_run(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "run",
-        help="run a recipe's stages in order",
-        description="Run every stage of RECIPE in order, writing the run directory "
-        "(config.yaml, metrics.jsonl, stages/<name>/..., summary.json).",
-    )
-    p.add_argument("recipe", type=Path, help="recipe YAML file")
+def _add_overrides(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--set",
         dest="overrides",
@@ -34,6 +27,17 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         help="override a recipe value by dotted path, e.g. --set stages.sft.optim.lr=2e-5 "
         "(list items by index or stage name; VALUE is parsed as YAML); repeatable",
     )
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run a recipe's stages in order",
+        description="Run every stage of RECIPE in order, writing the run directory "
+        "(config.yaml, metrics.jsonl, stages/<name>/..., summary.json).",
+    )
+    p.add_argument("recipe", type=Path, help="recipe YAML file")
+    _add_overrides(p)
     p.add_argument("--run-dir", type=Path, help="run directory (default: the recipe's run_dir)")
     p.add_argument(
         "--resume",
@@ -47,7 +51,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 def _add_validate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("validate", help="check recipes without running them")
     p.add_argument("recipes", type=Path, nargs="+", help="recipe YAML files")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    _add_overrides(p)
 
 
 def _add_verify(sub: argparse._SubParsersAction) -> None:
