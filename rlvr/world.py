@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,7 +119,3 @@ class World:
             if dist.is_initialized():
                 dist.barrier()
                 dist.destroy_process_group()
-
-
-def eprint(*args: Any) -> None:
-    print(*args, file=sys.stderr, flush=True)

@@ -72,8 +72,7 @@ def _read_hub(cfg: DataConfig) -> list[dict[str, Any]]:
     return list(ds)
 
 
-def load_rows(cfg: DataConfig, *, needs: tuple[str, ...] | None = None,
-              base_dir: Path | None = None) -> list[dict[str, Any]]:
+def load_rows(cfg: DataConfig, *, needs: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
     """Canonical rows for a stage. Toy rows are generated; other sources are read and mapped.
     `needs`: the canonical fields the stage uses; a preset field outside it may be absent from the
     source. Fields mapped explicitly in `data.fields` are always required."""
@@ -86,8 +85,6 @@ def load_rows(cfg: DataConfig, *, needs: tuple[str, ...] | None = None,
         raw, where = list(cfg.rows), "recipe rows"
     elif cfg.path is not None:
         path = Path(cfg.path)
-        if not path.is_absolute() and not path.exists() and base_dir is not None:
-            path = base_dir / path
         raw, where = _read_local(path), str(path)
     elif cfg.hub is not None:
         raw, where = _read_hub(cfg), f"hub:{cfg.hub}[{cfg.split}]"
