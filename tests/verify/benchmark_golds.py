@@ -1,41 +1,42 @@
 """Gold answers of the six shared benchmark files, and spellings derived from them.
 
-Minerva has no answer field: its gold is the last ``\\boxed{}`` of the reference solution.
-OlympiadBench stores ``final_answer`` as a list of one ``$``-wrapped string; AMC23 stores floats.
+Golds are read by the benchmark registry (rlvr/eval/benchmarks.py): Minerva's is the last
+``\\boxed{}`` of the reference solution, OlympiadBench's ``final_answer[0]`` without ``$``, AMC23's
+a float as written (27.0).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
-from rlvr.verify.extract import find_boxes
+from rlvr.eval.benchmarks import SIX_BENCHMARKS, load_benchmark, load_problems
 
-# dataset -> (file, how to read the gold, grading policy documented for it in docs/verifier.md)
-DATASETS = {
-    "math500": ("math500/test.jsonl", lambda row: row["answer"], "math"),
-    "aime24": ("aime24/test.jsonl", lambda row: row["answer"], "math"),
-    "aime25": ("aime25/test.jsonl", lambda row: row["answer"], "math"),
-    "amc23": ("amc23/test.jsonl", lambda row: row["answer"], "math"),
-    "minerva": ("minerva_math/test.jsonl", lambda row: _last_box(row["solution"]), "minerva"),
-    "olympiadbench": ("olympiadbench/test.jsonl", lambda row: row["final_answer"][0], "math"),
+# benchmark -> its file under the shared data folder; golds are read by the benchmark registry
+# (data/benchmarks/<name>.yaml), the same code that scores evaluations
+SHARED_FILES = {
+    "math500": "math500/test.jsonl",
+    "aime24": "aime24/test.jsonl",
+    "aime25": "aime25/test.jsonl",
+    "amc23": "amc23/test.jsonl",
+    "minerva": "minerva_math/test.jsonl",
+    "olympiadbench": "olympiadbench/test.jsonl",
 }
+assert tuple(SHARED_FILES) == SIX_BENCHMARKS
 
 
-def _last_box(solution: str) -> str:
-    spans, _ = find_boxes(solution)
-    return spans[-1][2].strip()
+def shared_spec(root: Path, name: str):
+    """The registry's spec for `name`, pointed at its shared-data file."""
+    return load_benchmark(name, {"path": str(root / SHARED_FILES[name])})
 
 
 def load_golds(root: Path, name: str) -> list[str]:
-    path, read, _ = DATASETS[name]
-    golds = []
-    with open(root / path, encoding="utf-8") as handle:
-        for line in handle:
-            gold = read(json.loads(line))
-            golds.append(repr(gold) if isinstance(gold, float) else str(gold))
-    return golds
+    return [p.gold for p in load_problems(shared_spec(root, name))]
+
+
+def grading_policy(root: Path, name: str) -> str:
+    """The verifier policy the benchmark's spec names (docs/verifier.md), else the default."""
+    return shared_spec(root, name).verifier_policy or "math"
 
 
 def equivalent_spellings(gold: str) -> list[str]:

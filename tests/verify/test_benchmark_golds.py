@@ -4,7 +4,7 @@ few equivalent spellings, rejected when its last digit is changed."""
 from __future__ import annotations
 
 import pytest
-from benchmark_golds import DATASETS, equivalent_spellings, load_golds, perturbed
+from benchmark_golds import SHARED_FILES, equivalent_spellings, grading_policy, load_golds, perturbed
 
 EXPECTED_ROWS = {
     "math500": 500,
@@ -16,7 +16,7 @@ EXPECTED_ROWS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(DATASETS))
+@pytest.mark.parametrize("name", sorted(SHARED_FILES))
 def test_gold_round_trip(name, shared_data, verifiers):
     golds = load_golds(shared_data, name)
     assert len(golds) == EXPECTED_ROWS[name]
@@ -31,7 +31,7 @@ def test_gold_round_trip(name, shared_data, verifiers):
         expected.append(False)
     # Accepted spellings are decided on the exact path; only perturbed symbolic golds reach the
     # fallback, where a timeout also counts as rejected. A 1 s limit keeps the suite fast.
-    results = verifiers(DATASETS[name][2], timeout=1.0).verify_batch(preds, gold_col)
+    results = verifiers(grading_policy(shared_data, name), timeout=1.0).verify_batch(preds, gold_col)
     wrong = [
         (gold, pred[-80:], res.reason)
         for pred, gold, want, res in zip(preds, gold_col, expected, results, strict=True)
