@@ -95,3 +95,12 @@ def test_other_template_errors_are_not_swallowed():
         render_prompt(TEMPLATES["chat"], PROBLEM, Broken())
     with pytest.raises(RuntimeError, match="no chat template"):
         render_prompt(TEMPLATES["qwen25_math_cot"], PROBLEM, Broken())
+
+
+def test_rendered_prompt_tokenizes_like_the_messages_request(tiny_tokenizer):
+    from rlvr.generate.types import render_prompts
+
+    template = TEMPLATES["qwen25_math_cot"]
+    as_messages = build_request(template, PROBLEM)
+    as_text = build_request(template, PROBLEM, tiny_tokenizer)
+    assert render_prompts(tiny_tokenizer, [as_messages]) == render_prompts(tiny_tokenizer, [as_text])
