@@ -68,6 +68,25 @@ def _add_verify(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", default=None, help="grading policy name (see docs/verifier.md)")
 
 
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="evaluation sweeps over MATH500/AIME/AMC/Minerva/OlympiadBench",
+        description="Evaluate the checkpoints of SPEC on its benchmarks (docs/evaluation.md): generations "
+        "are cached per checkpoint, benchmark, setting and seed under OUT/generations/, so a rerun "
+        "generates only what is missing and another grader re-judges without generating; then "
+        "OUT/scores.json and the report.",
+    )
+    p.add_argument("spec", type=Path, help="eval spec YAML (e.g. evals/one_shot_rlvr.yaml)")
+    _add_overrides(p)
+    p.add_argument("--checkpoint-index", type=int, metavar="I",
+                   help="generate only checkpoint I's caches (0-based, in spec order; a SLURM array task); "
+                   "writes no scores")
+    p.add_argument("--score-only", action="store_true",
+                   help="generate nothing: score every cache, write scores.json and the report; "
+                   "fails listing the caches that are missing")
+
+
 def _add_placeholder(sub: argparse._SubParsersAction, name: str, help_: str) -> None:
     p = sub.add_parser(name, help=f"{help_} (not built yet)")
     p.add_argument("args", nargs=argparse.REMAINDER)
@@ -84,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_validate(sub)
     _add_verify(sub)
-    _add_placeholder(sub, "eval", "evaluation sweeps over MATH500/AIME/AMC/Minerva/OlympiadBench")
+    _add_eval(sub)
     _add_placeholder(sub, "report", "report.md, scores.csv and plots for a run or eval directory")
     return parser
 
@@ -136,6 +155,34 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return verify_run(args)
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from rlvr.config import ConfigError
+    from rlvr.eval.spec import load_spec, resolve_sweep
+
+    try:
+        sweep = resolve_sweep(load_spec(args.spec, args.overrides), args.spec)
+    except ConfigError as err:
+        print(err.render(), file=sys.stderr)
+        return EXIT_USAGE
+    from rlvr.data.sources import DataError
+    from rlvr.eval.sweep import SweepError, run_sweep
+    from rlvr.world import World
+
+    world = World.from_env()
+    world.init()
+    try:
+        run_sweep(sweep, world, checkpoint_index=args.checkpoint_index, score_only=args.score_only)
+        code = EXIT_OK
+    except (SweepError, DataError) as err:
+        print(f"rlvr eval: {err}", file=sys.stderr)
+        code = EXIT_USAGE if isinstance(err, DataError) else EXIT_FAIL
+    if world.distributed:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)  # as in `run`: skip interpreter teardown under torchrun
+    return code
+
+
 def _cmd_placeholder(args: argparse.Namespace) -> int:
     print(
         f"rlvr {args.verb}: this verb is not built yet (see the project's open issues); nothing was done.",
@@ -148,7 +195,7 @@ COMMANDS = {
     "run": _cmd_run,
     "validate": _cmd_validate,
     "verify": _cmd_verify,
-    "eval": _cmd_placeholder,
+    "eval": _cmd_eval,
     "report": _cmd_placeholder,
 }
 

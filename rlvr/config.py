@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rlvr.generate.config import GenerationConfig
 from rlvr.verify.config import VerifierConfig
 
-PLANNED_STAGE_TYPES = ("eval",)  # in the schema once their stage files land
+PLANNED_STAGE_TYPES: tuple[str, ...] = ()  # stage types named in the docs but not built yet
 
 
 class ConfigError(Exception):
@@ -204,6 +204,9 @@ class _StageCommon(Strict):
     """Write a resumable checkpoint every N steps (0: only at the end of the stage)."""
     keep_checkpoints: int = Field(2, ge=1)
     """How many step checkpoints to keep (oldest are deleted)."""
+    export_every: int = Field(0, ge=0)
+    """Also write a Hugging Face export every N steps to stages/<name>/exports/step-<N>/ (0: off), all
+    kept, for "score vs step" sweeps (`rlvr eval` finds them in the run directory). final/ is the last."""
     optim: OptimConfig = Field(default_factory=OptimConfig)
 
 
@@ -397,8 +400,96 @@ class DpoStage(_StageCommon):
         return self
 
 
-Stage = Annotated[MidtrainStage | SftStage | RlvrStage | DpoStage, Field(discriminator="type")]
-STAGE_TYPES = ("midtrain", "sft", "dpo", "rlvr")
+class SettingOverrides(Strict):
+    """Fields of a protocol's sampling setting (rlvr.eval.protocols.EvalSetting) to override."""
+
+    template: str | None = None
+    """A prompt template name (rlvr.eval.templates.TEMPLATES)."""
+    temperature: float | None = Field(None, ge=0)
+    top_p: float | None = Field(None, gt=0, le=1)
+    k: int | None = Field(None, ge=1)
+    """Samples per problem (avg@k, pass@k, maj@k)."""
+    max_tokens: int | None = Field(None, ge=1)
+
+    @field_validator("template")
+    @classmethod
+    def _known_template(cls, value: str | None) -> str | None:
+        from rlvr.eval.templates import TEMPLATES  # rlvr.eval imports this module: import late
+
+        if value is not None and value not in TEMPLATES:
+            raise ValueError(f"unknown template '{value}'; choose one of {', '.join(TEMPLATES)}")
+        return value
+
+
+class EvalOptions(Strict):
+    """What an evaluation runs: a protocol's settings on some benchmarks, optionally swept over
+    temperatures and seeds. Shared by eval SPEC files (rlvr/eval/spec.py) and `eval` stages."""
+
+    protocol: str = "toy"
+    """A protocol name (rlvr.eval.protocols.PROTOCOLS): one_shot_rlvr, phi4_mini_reasoning, r1_distill, toy."""
+    benchmarks: list[str] | dict[str, dict[str, Any] | None] | None = None
+    """Benchmark names or spec-file paths; as a mapping, each with overrides of its spec keys, e.g.
+    {math500: {path: ../shared/data/math500/test.jsonl, limit: 50}}. None: the protocol's own list."""
+    settings: SettingOverrides = Field(default_factory=SettingOverrides)
+    """Overrides of the protocol's setting for every benchmark."""
+    benchmark_settings: dict[str, SettingOverrides] = Field(default_factory=dict)
+    """Per benchmark name: overrides applied after `settings`."""
+    temperatures: list[Annotated[float, Field(ge=0)]] | None = Field(None, min_length=1)
+    """Sweep: evaluate every benchmark at each of these temperatures (replacing the protocol's)."""
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    """Sampling seeds; each sampled setting runs once per seed (greedy settings use only the first)."""
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    chunk_size: int = Field(256, ge=1)
+    """(problem, sample) pairs generated per chunk; each chunk is appended to the cache at once, so a
+    killed sweep loses at most one chunk."""
+
+    @field_validator("protocol")
+    @classmethod
+    def _known_protocol(cls, value: str) -> str:
+        from rlvr.eval.protocols import PROTOCOLS  # rlvr.eval imports this module: import late
+
+        if value not in PROTOCOLS:
+            raise ValueError(f"unknown protocol '{value}'; choose one of {', '.join(PROTOCOLS)}")
+        return value
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _known_benchmarks(cls, value: list[str] | dict[str, Any] | None) -> list[str] | dict[str, Any] | None:
+        from rlvr.eval.benchmarks import benchmark_names
+
+        known = benchmark_names()
+        bad = [b for b in (value or []) if b not in known and not Path(b).is_file()]
+        if bad:
+            raise ValueError(f"unknown benchmark(s) {', '.join(bad)}; built-in: {', '.join(known)} "
+                             "(or the path of your own benchmark spec YAML)")
+        return value
+
+    def benchmark_overrides(self) -> dict[str, dict[str, Any]]:
+        """name or spec file -> spec-key overrides (the protocol's list when `benchmarks` is None)."""
+        if self.benchmarks is None:
+            from rlvr.eval.protocols import PROTOCOLS
+
+            return {name: {} for name in PROTOCOLS[self.protocol]["benchmarks"]}
+        if isinstance(self.benchmarks, list):
+            return {name: {} for name in self.benchmarks}
+        return {name: dict(over or {}) for name, over in self.benchmarks.items()}
+
+
+class EvalStage(EvalOptions):
+    """Evaluate the stage's input model with a protocol (the same sweep as `rlvr eval`), writing
+    stages/<name>/eval/ (cache, scores.json). It produces no model: a later stage's `init: previous`
+    is the previous training stage's output. The recipe's `verifier` judges."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    type: Literal["eval"]
+    init: str = "previous"
+    """The model to evaluate: previous (the latest training stage's output, or the recipe model),
+    base, a stage name, or a path / hub id."""
+
+
+Stage = Annotated[MidtrainStage | SftStage | RlvrStage | DpoStage | EvalStage, Field(discriminator="type")]
+STAGE_TYPES = ("midtrain", "sft", "dpo", "rlvr", "eval")
+TRAINING_STAGE_TYPES = ("midtrain", "sft", "dpo", "rlvr")
 
 
 class Recipe(Strict):
@@ -427,7 +518,7 @@ class Recipe(Strict):
             raise ValueError("\n".join(problems))
         return self
 
-    def stage(self, name: str) -> MidtrainStage | SftStage | RlvrStage | DpoStage:
+    def stage(self, name: str) -> MidtrainStage | SftStage | RlvrStage | DpoStage | EvalStage:
         for s in self.stages:
             if s.name == name:
                 return s

@@ -62,6 +62,13 @@ def resolve_run_dir(recipe: Recipe, run_dir: Path | None, resume: bool) -> Path:
     return Path(pattern.format(name=recipe.name, time=now_stamp()))
 
 
+def _done(run: RunDir, stage: Any) -> bool:
+    """A stage's output exists: final/ for a training stage, scores.json for an eval stage."""
+    if stage.type == "eval":
+        return (run.stage(stage.name) / "eval" / "scores.json").is_file()
+    return run.final(stage.name).is_dir()
+
+
 def _entry(summary: dict[str, Any], name: str) -> dict[str, Any] | None:
     return next((s for s in summary["stages"] if s["name"] == name), None)
 
@@ -78,12 +85,12 @@ def _plan(recipe: Recipe, run: RunDir, resume: bool, from_stage: str | None) -> 
     skip: set[str] = set()
     for stage in recipe.stages:
         if from_stage is not None and names.index(stage.name) < names.index(from_stage):
-            if not run.final(stage.name).is_dir():
+            if not _done(run, stage) and stage.type != "eval":  # later stages never need an eval's output
                 raise RunError(f"--from-stage {from_stage}: earlier stage '{stage.name}' has no output at "
                                f"{run.final(stage.name)}; run it first")
             skip.add(stage.name)
         elif resume and (e := _entry(summary, stage.name)) and e.get("status") == "done" \
-                and run.final(stage.name).is_dir() and from_stage is None:
+                and _done(run, stage) and from_stage is None:
             skip.add(stage.name)
     fresh = {"stages": []}
     for stage in recipe.stages:
@@ -99,10 +106,11 @@ def _input_model(recipe: Recipe, run: RunDir, index: int) -> str:
     base = str(run.base_model) if recipe.model.tiny is not None else recipe.model.name
     if stage.init == "base" or (stage.init == "previous" and index == 0):
         return base
-    if stage.init == "previous":
-        return str(run.final(recipe.stages[index - 1].name))
-    if stage.init in {s.name for s in recipe.stages}:
-        return str(run.final(stage.init))
+    names = [s.name for s in recipe.stages]
+    if stage.init == "previous" or stage.init in names:
+        j = index - 1 if stage.init == "previous" else names.index(stage.init)
+        # an eval stage makes no model: it hands on the model it evaluated
+        return _input_model(recipe, run, j) if recipe.stages[j].type == "eval" else str(run.final(names[j]))
     return stage.init  # a path or hub id
 
 

@@ -8,4 +8,5 @@ STAGES = {
     "sft": "rlvr.stages.sft",
     "dpo": "rlvr.stages.dpo",
     "rlvr": "rlvr.stages.rlvr",
+    "eval": "rlvr.stages.eval",
 }

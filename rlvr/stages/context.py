@@ -32,6 +32,7 @@ class StageContext:
     input_model: str
     tracker: Tracker
     resume: bool
+    _tokenizer: Any = field(default=None, repr=False)
 
     # ---------------------------------------------------------------- sizes
     @property
@@ -97,10 +98,13 @@ class StageContext:
                                keep=self.cfg.keep_checkpoints)
 
     def after_step(self, backend: Any, step: int, total: int, fingerprint: str) -> None:
-        """At the boundary after optimizer step `step`: the periodic checkpoint (save_every), then the
-        preemption check (which may checkpoint and raise Preempted)."""
+        """At the boundary after optimizer step `step`: the periodic checkpoint (save_every), the
+        periodic HF export (export_every), then the preemption check (which may checkpoint and raise
+        Preempted)."""
         if self.cfg.save_every and step % self.cfg.save_every == 0 and step < total:
             self.save(backend, step, fingerprint)
+        if self.cfg.export_every and step % self.cfg.export_every == 0 and step < total:
+            self.export_step(backend, step)
         self.stop_if_preempted(backend, step, fingerprint)
 
     def finish(self, backend: Any, tokenizer: Any, start: int, total: int, fingerprint: str) -> Path:
@@ -122,10 +126,10 @@ class StageContext:
             backend.close()
             raise preempt.Preempted(self.name, step, path)
 
-    def export(self, backend: Any, tokenizer: Any) -> Path:
-        """Write final/ atomically (final.tmp, then rename)."""
-        final = self.run.final(self.name)
-        tmp = final.with_name("final.tmp")
+    def export(self, backend: Any, tokenizer: Any, path: Path | None = None) -> Path:
+        """Write final/ (or `path`) atomically: <name>.tmp, then rename."""
+        final = path or self.run.final(self.name)
+        tmp = final.with_name(final.name + ".tmp")
         if self.world.is_main:
             shutil.rmtree(tmp, ignore_errors=True)
         self.world.barrier()
@@ -135,6 +139,17 @@ class StageContext:
             tmp.rename(final)
         self.world.barrier()
         return final
+
+    def export_step(self, backend: Any, step: int) -> Path:
+        """exports/step-<step>/: a Hugging Face checkpoint of the current weights, for evaluation
+        sweeps (a stage never changes the tokenizer, so the input model's is saved with it)."""
+        if self._tokenizer is None:
+            from rlvr.models.load import load_tokenizer
+
+            self._tokenizer = load_tokenizer(self.input_model, trust_remote_code=self.recipe.model.trust_remote_code)
+        path = self.export(backend, self._tokenizer, self.run.stage(self.name) / "exports" / f"step-{step}")
+        self.world.print0(f"[{self.name}] exported step {step} -> {path}")
+        return path
 
 
 def fingerprint(obj: Any) -> str:

@@ -1,0 +1,319 @@
+"""Run a sweep: generate what the cache lacks, judge it with the shared verifier, score, report.
+
+For each checkpoint, benchmark, setting and seed (rlvr.eval.spec.Sweep), in order:
+  1. read the cache file (rlvr.eval.cache); rows judged under another grader than the sweep's are
+     re-judged from their cached completions (nothing is generated for them);
+  2. the (problem, sample) pairs it lacks are generated in chunks of `chunk_size` pairs, judged, and
+     appended, so a killed sweep resumes where it stopped. The engine starts only when a checkpoint
+     has something to generate: a finished sweep reruns without loading a model;
+  3. one progress line per (checkpoint, benchmark): each setting's avg@k, what was generated, seconds.
+Then OUT/scores.json (one row per checkpoint x benchmark x setting x seed) and the report.
+
+Sampling is reproducible: a chunk is sampled with seed (seed, chunk number) and request i of rank r
+with blake2b(that, r, i) (rlvr.generate), over a fixed order of pairs (problem by problem, k samples
+each). An interrupted sweep therefore draws the same samples as an uninterrupted one with the same
+chunk_size and number of ranks; other world sizes draw other (equally valid) samples.
+
+Under torchrun every rank takes a contiguous share of each chunk's pairs (by data-parallel rank),
+generates (a collective call), judges its own share, and rank 0 gathers and writes. One process is the
+CPU default.
+
+Test hook: RLVR_EVAL_KILL_AFTER_CHUNKS=N makes the process SIGKILL itself right after its N-th appended
+chunk (how the tests interrupt a sweep at a known point).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rlvr.eval.cache import CacheFile, verdict_config
+from rlvr.eval.spec import Checkpoint, Sweep
+from rlvr.rundir import write_atomic
+from rlvr.world import World
+
+
+class SweepError(Exception):
+    """A sweep cannot go on (caches from other data or models, missing generations with --score-only)."""
+
+
+_CHUNKS_WRITTEN = 0
+
+
+# ------------------------------------------------------------------------------------ the sweep
+def run_sweep(sweep: Sweep, world: World, *, checkpoint_index: int | None = None, score_only: bool = False,
+              report: bool = True) -> dict[str, Any] | None:
+    """Fill the caches (or, score_only, only re-judge them), then write scores.json and the report.
+    With checkpoint_index, only that checkpoint's caches are filled (a SLURM array task) and no
+    scores are written. Returns the scores (rank 0; None on other ranks and with checkpoint_index)."""
+    from rlvr.eval.benchmarks import load_problems
+
+    if checkpoint_index is not None and not 0 <= checkpoint_index < len(sweep.checkpoints):
+        raise SweepError(f"--checkpoint-index {checkpoint_index}: the sweep has {len(sweep.checkpoints)} "
+                         f"checkpoints (0..{len(sweep.checkpoints) - 1})")
+    if world.is_main:
+        sweep.out.mkdir(parents=True, exist_ok=True)
+        write_atomic(sweep.out / "spec.yaml", yaml.safe_dump(sweep.resolved(), sort_keys=False))
+    problems = {name: load_problems(bench) for name, bench in sweep.benchmarks.items()}
+    if score_only:
+        missing = world.broadcast_object(missing_generations(sweep, problems) if world.is_main else None)
+        if missing:
+            raise SweepError(f"--score-only: {len(missing)} cache file(s) under {sweep.out}/generations are "
+                             "missing or incomplete (run `rlvr eval` without --score-only, or with "
+                             "--checkpoint-index, to generate them):\n  " + "\n  ".join(missing))
+    stats: Counter = Counter()
+    chosen = sweep.checkpoints if checkpoint_index is None else [sweep.checkpoints[checkpoint_index]]
+    for ckpt in chosen:
+        evaluate_checkpoint(sweep, ckpt, problems, world, stats, generate=not score_only)
+    world.print0(f"rlvr eval: {stats['generated']} completions generated, {stats['reused']} reused from the "
+                 f"cache, {stats['rejudged']} re-judged")
+    if checkpoint_index is not None or not world.is_main:
+        return None
+    scores = collect_scores(sweep, problems)
+    write_atomic(sweep.out / "scores.json", json.dumps(scores, indent=2) + "\n")
+    if report:
+        write_report_if_built(sweep.out)
+    world.print0(f"scores: {sweep.out / 'scores.json'}")
+    return scores
+
+
+def write_report_if_built(directory: Path) -> None:
+    try:
+        from rlvr.eval.report import write_report
+    except ImportError:  # rlvr report is being built in parallel (#7); scores.json is complete without it
+        return
+    print(f"report: {write_report(directory)}", flush=True)
+
+
+def evaluate_checkpoint(sweep: Sweep, ckpt: Checkpoint, problems: dict[str, list], world: World,
+                        stats: Counter, generate: bool = True) -> None:
+    from rlvr.eval.templates import TEMPLATES
+    from rlvr.verify import Verifier
+
+    engine: dict[str, Any] = {}  # started on first need
+    verifiers: dict[str, Verifier] = {}
+    try:
+        for name, runs in sweep.settings.items():
+            t0, before, parts = time.time(), stats["generated"], []
+            config = sweep.verifier_for(name)
+            verifier = verifiers.setdefault(json.dumps(config.model_dump(mode="json")), Verifier(config))
+            for setting, seed in runs:
+                cache = CacheFile(sweep.out, ckpt.slug, name, setting.key(seed))
+                template = TEMPLATES[setting.template]
+                missing = world.broadcast_object(
+                    _or_error(open_cache, cache, sweep, ckpt, name, setting, seed, problems[name], verifier, stats)
+                    if world.is_main else None)
+                if isinstance(missing, SweepError):
+                    raise missing
+                if missing and generate:
+                    if "generator" not in engine:
+                        engine["generator"] = start_generator(sweep, ckpt, world)
+                    fill_cache(cache, engine["generator"], verifier, template, setting, seed, problems[name],
+                               missing, sweep.chunk_size, world, stats)
+                if world.is_main:
+                    rows = cache.read()
+                    score = score_cache(rows, problems[name], setting.k)
+                    parts.append(f"T{setting.temperature:g} k{setting.k} s{seed} "
+                                 + (f"{score['avg@k']:.3f}" if score else "incomplete"))
+            world.print0(f"[eval] {ckpt.label} {name}: {' | '.join(parts)}  (n={len(problems[name])}, "
+                         f"generated {stats['generated'] - before}, {time.time() - t0:.1f} s)")
+    finally:
+        if "generator" in engine:
+            engine["generator"].close()
+        for v in verifiers.values():
+            v.close()
+
+
+def _or_error(fn, *args):
+    """fn(*args), or the SweepError it raised (broadcast to every rank so that all of them stop)."""
+    try:
+        return fn(*args)
+    except SweepError as err:
+        return err
+
+
+def start_generator(sweep: Sweep, ckpt: Checkpoint, world: World):
+    from rlvr.generate import build_generator
+    from rlvr.runner import quiet_libraries
+
+    quiet_libraries()
+    world.print0(f"[eval] loading {ckpt.label} ({ckpt.path}) with {sweep.generation.backend}")
+    return build_generator(sweep.generation, ckpt.path, world, dtype=sweep.dtype, seed=0)
+
+
+# ------------------------------------------------------------------------------------ one cache file
+def open_cache(cache: CacheFile, sweep: Sweep, ckpt: Checkpoint, bench: str, setting, seed: int,
+               problems: list, verifier, stats: Counter) -> list[tuple[int, int]]:
+    """Rank 0: check the cache against this sweep, re-judge it if another grader made its verdicts,
+    write its sidecar, and return the (problem index, sample) pairs it still lacks."""
+    rows = cache.read()
+    meta = cache.read_meta()
+    check_cache(cache, meta, rows, ckpt, problems)
+    judged_by = verdict_config(meta.get("verifier")) if meta else None
+    if rows and judged_by != verdict_config(verifier.config):
+        rows = rejudge(cache, rows, verifier, setting.template)
+        stats["rejudged"] += len(rows)
+        meta = {**meta, "rejudged": {"from": judged_by, "rows": len(rows), "generated": 0,
+                                     "note": "verdicts re-judged from the cached completions under this "
+                                             "`verifier`; nothing was regenerated"}}
+    have = {(r["index"], r["sample"]) for r in rows}
+    wanted = [(p.index, s) for p in problems for s in range(setting.k)]
+    missing = [pair for pair in wanted if pair not in have]
+    stats["reused"] += len(wanted) - len(missing)
+    cache.write_meta({**(meta or {}), "checkpoint": ckpt.dump(),
+                      "benchmark": sweep.benchmarks[bench].model_dump(mode="json"),
+                      "setting": setting.model_dump(mode="json"), "seed": seed,
+                      "verifier": verifier.config.model_dump(mode="json"), "complete": not missing,
+                      "seconds": (meta or {}).get("seconds", 0.0), "tokens": sum(r["num_tokens"] for r in rows)})
+    return missing
+
+
+def check_cache(cache: CacheFile, meta: dict | None, rows: list[dict], ckpt: Checkpoint, problems: list) -> None:
+    """Refuse a cache made from another model or other problems under the same names."""
+    if meta and not _same_model(meta["checkpoint"]["path"], ckpt.path):
+        raise SweepError(f"{cache}: generated by {meta['checkpoint']['path']}, but label '{ckpt.label}' is now "
+                         f"{ckpt.path}; give one of them another `label`, use another `out`, or delete the file")
+    by_index = {p.index: p for p in problems}
+    for r in rows:
+        p = by_index.get(r["index"])
+        if p is not None and (str(r["id"]) != p.id or r["gold"] != p.gold):
+            raise SweepError(f"{cache}: problem {r['index']} was '{r['id']}' with gold {r['gold']!r}, now "
+                             f"'{p.id}' with gold {p.gold!r}: the benchmark's data changed since it was "
+                             "generated; use another `out` or delete the file")
+
+
+def _same_model(a: str, b: str) -> bool:
+    return a == b or (Path(a).exists() and Path(b).exists() and Path(a).resolve() == Path(b).resolve())
+
+
+def rejudge(cache: CacheFile, rows: list[dict], verifier, template_name: str) -> list[dict]:
+    from rlvr.eval.templates import TEMPLATES, graded_text
+
+    template = TEMPLATES[template_name]
+    results = verifier.verify_batch([graded_text(template, r["completion"]) for r in rows], [r["gold"] for r in rows],
+                                    truncated=[r["finish_reason"] == "length" for r in rows])
+    rows = [{**r, "answer": v.answer, "correct": v.score == 1.0, "reason": v.reason} for r, v in zip(rows, results, strict=True)]
+    cache.rewrite(rows)
+    return rows
+
+
+def fill_cache(cache: CacheFile, generator, verifier, template, setting, seed: int, problems: list,
+               missing: list[tuple[int, int]], chunk_size: int, world: World, stats: Counter) -> None:
+    """Generate, judge and append the missing pairs, chunk by chunk over the fixed order of all pairs."""
+    from rlvr.eval.templates import build_request
+
+    tokenizer = generator.tokenizer
+    by_index = {p.index: p for p in problems}
+    sampling = sampling_for(template, setting, tokenizer)
+    todo = set(missing)
+    pairs = [(p.index, s) for p in problems for s in range(setting.k)]
+    dp_rank = getattr(generator, "dp_rank", world.rank)
+    dp_size = getattr(generator, "dp_size", world.world_size)
+    t0, tokens = time.time(), 0
+    for c, start in enumerate(range(0, len(pairs), chunk_size)):
+        chunk = [pair for pair in pairs[start:start + chunk_size] if pair in todo]
+        if not chunk:
+            continue
+        mine = chunk[dp_rank * len(chunk) // dp_size:(dp_rank + 1) * len(chunk) // dp_size]
+        requests = [build_request(template, by_index[i].problem, tokenizer) for i, _ in mine]
+        sampling.seed = seed * 1_000_003 + c
+        outs = generator.generate(requests, sampling)
+        rows = judge(verifier, template, [by_index[i] for i, _ in mine], [s for _, s in mine],
+                     [r.prompt for r in requests], [cs[0] for cs in outs])
+        gathered = {(r["index"], r["sample"]): r for part in world.all_gather_object(rows) for r in part}
+        if world.is_main:
+            cache.append([gathered[pair] for pair in chunk])
+            tokens += sum(r["num_tokens"] for r in gathered.values())
+            _chunk_written()
+        stats["generated"] += len(chunk)
+    if world.is_main:
+        meta = cache.read_meta() or {}
+        complete = len({(r["index"], r["sample"]) for r in cache.read()} & set(pairs)) == len(pairs)
+        cache.write_meta({**meta, "complete": complete, "seconds": round(meta.get("seconds", 0.0) + time.time() - t0, 2),
+                          "tokens": meta.get("tokens", 0) + tokens})
+
+
+def sampling_for(template, setting, tokenizer):
+    """Sampling for a setting. Template stop strings that are single tokens of this tokenizer
+    (<|im_end|>, <|endoftext|>) become stop ids: completions are decoded without special tokens, so
+    they could never match as text."""
+    from rlvr.generate import Sampling
+
+    vocab = tokenizer.get_vocab()
+    stop_ids = [tokenizer.eos_token_id] + [vocab[s] for s in template.stop if s in vocab]
+    return Sampling(n=1, temperature=setting.temperature, top_p=setting.top_p, max_tokens=setting.max_tokens,
+                    stop=[s for s in template.stop if s not in vocab],
+                    stop_token_ids=sorted({i for i in stop_ids if i is not None}))
+
+
+def judge(verifier, template, problems: list, samples: list[int], prompts: list[str], completions: list) -> list[dict]:
+    from rlvr.eval.templates import graded_text
+
+    results = verifier.verify_batch([graded_text(template, c.text) for c in completions], [p.gold for p in problems],
+                                    truncated=[c.finish_reason == "length" for c in completions])
+    return [{"index": p.index, "id": p.id, "sample": s, "prompt": prompt, "completion": c.text,
+             "finish_reason": c.finish_reason, "num_tokens": len(c.completion_ids), "gold": p.gold,
+             "answer": v.answer, "correct": v.score == 1.0, "reason": v.reason}
+            for p, s, prompt, c, v in zip(problems, samples, prompts, completions, results, strict=True)]
+
+
+def _chunk_written() -> None:
+    global _CHUNKS_WRITTEN
+    _CHUNKS_WRITTEN += 1
+    limit = os.environ.get("RLVR_EVAL_KILL_AFTER_CHUNKS")
+    if limit and _CHUNKS_WRITTEN >= int(limit):
+        print(f"rlvr eval: RLVR_EVAL_KILL_AFTER_CHUNKS={limit}: killing myself", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+# ------------------------------------------------------------------------------------ scores
+def score_cache(rows: list[dict], problems: list, k: int) -> dict[str, Any] | None:
+    """Scores of one cache over the sweep's problems and k samples; None while incomplete."""
+    from rlvr.eval.scores import score_records
+
+    indices = {p.index for p in problems}
+    rows = [r for r in rows if r["index"] in indices and r["sample"] < k]
+    if len(rows) < len(problems) * k:
+        return None
+    return score_records(rows, k)
+
+
+def missing_generations(sweep: Sweep, problems: dict[str, list]) -> list[str]:
+    out = []
+    for ckpt in sweep.checkpoints:
+        for name, runs in sweep.settings.items():
+            for setting, seed in runs:
+                cache = CacheFile(sweep.out, ckpt.slug, name, setting.key(seed))
+                have = {(r["index"], r["sample"]) for r in cache.read()}
+                wanted = {(p.index, s) for p in problems[name] for s in range(setting.k)}
+                lacking = len(wanted - have)
+                if lacking:
+                    rel = cache.path.relative_to(sweep.out)
+                    out.append(f"{rel}: {'not generated' if lacking == len(wanted) else f'{lacking} of {len(wanted)} samples missing'}"
+                               f" (checkpoint {ckpt.label})")
+    return out
+
+
+def collect_scores(sweep: Sweep, problems: dict[str, list]) -> dict[str, Any]:
+    """OUT/scores.json: one row per checkpoint x benchmark x setting x seed, scores as fractions."""
+    rows = []
+    for ckpt in sweep.checkpoints:
+        for name, runs in sweep.settings.items():
+            for setting, seed in runs:
+                cache = CacheFile(sweep.out, ckpt.slug, name, setting.key(seed))
+                score = score_cache(cache.read(), problems[name], setting.k)
+                if score is None:
+                    raise SweepError(f"{cache}: incomplete; rerun the sweep to finish it")
+                rows.append({"checkpoint": ckpt.label, "path": ckpt.path, "stage": ckpt.stage, "step": ckpt.step,
+                             "benchmark": name, **setting.model_dump(mode="json"), "seed": seed,
+                             "grader": sweep.verifier_for(name).policy, **score})
+    return {"name": sweep.name, "protocol": sweep.protocol, "verifier": sweep.verifier.model_dump(mode="json"),
+            "checkpoints": [c.dump() for c in sweep.checkpoints], "rows": rows}
