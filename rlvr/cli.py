@@ -4,7 +4,7 @@ Parsing and recipe validation happen here, before torch, DeepSpeed or vLLM are i
 `rlvr --help` and config errors answer in well under a second. Heavy modules are imported only
 inside the verb that needs them.
 
-Exit codes: 0 success, 1 runtime failure, 2 bad input (config errors, missing files, unbuilt verbs).
+Exit codes: 0 success, 1 runtime failure, 2 bad input (config errors, missing files).
 """
 
 from __future__ import annotations
@@ -68,6 +68,20 @@ def _add_verify(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", default=None, help="grading policy name (see docs/verifier.md)")
 
 
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="report.md, scores.csv and plots for a run or eval directory",
+        description="Write DIR/report.md (checkpoints x benchmarks with the grader, template and sampling "
+        "of every column), DIR/scores.csv and DIR/plots/*.png. DIR is an eval output directory "
+        "(scores.json, from `rlvr eval`) or a run directory (summary.json, metrics.jsonl, eval stages).",
+    )
+    p.add_argument("directory", type=Path, metavar="RUN_OR_EVAL_DIR", help="run directory or eval output directory")
+    p.add_argument("--smooth", type=float, default=None, metavar="W",
+                   help="EMA weight in [0, 1) for training curves; 0 = raw (default: 0.8 for stages "
+                   "that logged 50 steps or more, else raw)")
+
+
 def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
@@ -87,11 +101,6 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                    "fails listing the caches that are missing")
 
 
-def _add_placeholder(sub: argparse._SubParsersAction, name: str, help_: str) -> None:
-    p = sub.add_parser(name, help=f"{help_} (not built yet)")
-    p.add_argument("args", nargs=argparse.REMAINDER)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rlvr",
@@ -104,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_validate(sub)
     _add_verify(sub)
     _add_eval(sub)
-    _add_placeholder(sub, "report", "report.md, scores.csv and plots for a run or eval directory")
+    _add_report(sub)
     return parser
 
 
@@ -155,6 +164,18 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return verify_run(args)
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from rlvr.eval.report import ReportError, write_report
+
+    try:
+        path = write_report(args.directory, smooth=args.smooth)
+    except ReportError as err:
+        print(f"rlvr report: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    print(path)
+    return EXIT_OK
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from rlvr.config import ConfigError
     from rlvr.eval.spec import load_spec, resolve_sweep
@@ -183,20 +204,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return code
 
 
-def _cmd_placeholder(args: argparse.Namespace) -> int:
-    print(
-        f"rlvr {args.verb}: this verb is not built yet (see the project's open issues); nothing was done.",
-        file=sys.stderr,
-    )
-    return EXIT_USAGE
-
-
 COMMANDS = {
     "run": _cmd_run,
     "validate": _cmd_validate,
     "verify": _cmd_verify,
     "eval": _cmd_eval,
-    "report": _cmd_placeholder,
+    "report": _cmd_report,
 }
 
 

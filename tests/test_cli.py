@@ -1,4 +1,4 @@
-"""The CLI answers fast, without importing torch, and placeholder verbs say they are not built."""
+"""The CLI answers fast, without importing torch, and bad input exits 2."""
 
 from __future__ import annotations
 
@@ -38,10 +38,9 @@ def test_console_script_and_module_entry_points():
         assert proc.returncode == 0, proc.stderr
 
 
-def test_placeholder_verbs_exit_nonzero(capsys):
-    for verb in ("report",):
-        assert main([verb, "anything"]) == 2
-        assert "not built yet" in capsys.readouterr().err
+def test_report_of_a_missing_directory_exits_2(capsys):
+    assert main(["report", "no/such/dir"]) == 2
+    assert "no such directory" in capsys.readouterr().err
 
 
 def test_no_verb_prints_help_and_exits_2(capsys):
