@@ -234,15 +234,14 @@ def resolve_benchmarks(opts: EvalOptions, problems: list[str]):
     for name in benchmarks:
         own = opts.benchmark_settings.get(name)
         over = {**common, **(own.model_dump(exclude_none=True) if own else {})}
-        try:
-            base = protocol_settings(opts.protocol, [name], over)[name]
-        except (ConfigError, ValueError, KeyError) as err:
-            problems.append(f"benchmarks.{name}: {getattr(err, 'problems', None) or err}")
-            continue
-        temps = opts.temperatures or [base.temperature]
         runs = []
-        for t in dict.fromkeys(temps):  # greedy (T=0) draws one sample: k becomes 1
-            s = type(base).model_validate({**base.model_dump(), "temperature": float(t)} | ({"k": 1} if t == 0 else {}))
+        for t in dict.fromkeys(opts.temperatures or [None]):  # greedy (T=0) draws one sample: k becomes 1
+            swept = over if t is None else {**over, "temperature": float(t), **({"k": 1} if t == 0 else {})}
+            try:
+                s = protocol_settings(opts.protocol, [name], swept)[name]
+            except ConfigError as err:
+                problems += [f"benchmark_settings.{p}" for p in err.problems]
+                break
             runs += [(s, seed) for seed in (opts.seeds if s.temperature > 0 else opts.seeds[:1])]
         settings[name] = runs
     return benchmarks, settings
