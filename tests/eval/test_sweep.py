@@ -88,6 +88,23 @@ def test_run_directory_expands_to_base_step_exports_and_finals(tmp_path):
         expand_checkpoint(CheckpointSpec(path=str(run), stages=["dpo"]))
 
 
+def test_shipped_specs_resolve(tmp_path, shared_data):
+    minerva = f"benchmarks.minerva.path={shared_data / 'minerva_math' / 'test.jsonl'}"
+    one_shot = resolve_sweep(load_spec(REPO / "evals" / "one_shot_rlvr.yaml", [minerva]))
+    assert list(one_shot.benchmarks) == ["math500", "aime24", "aime25", "amc23", "minerva", "olympiadbench"]
+    assert {b: (s.temperature, s.k, s.max_tokens) for b, [(s, _)] in one_shot.settings.items()}["aime24"] == (0.6, 8, 3072)
+    assert one_shot.verifier_for("minerva").policy == "minerva" and one_shot.verifier_for("math500").policy == "math"
+    phi = resolve_sweep(load_spec(REPO / "evals" / "phi4_mini_reasoning.yaml"))
+    assert [c.path for c in phi.checkpoints] == ["microsoft/Phi-4-mini-instruct", "microsoft/Phi-4-mini-reasoning"]
+    run = tmp_path / "run"
+    _fake_model(run / "base_model")
+    _fake_model(run / "stages" / "sft" / "final")
+    (run / "summary.json").write_text(json.dumps({"stages": [{"name": "sft", "type": "sft", "steps": 150}]}))
+    tiny = resolve_sweep(load_spec(REPO / "evals" / "tiny.yaml", [f"checkpoints[0].path={run}"]))
+    assert [(c.label, c.step) for c in tiny.checkpoints] == [("base", 0), ("sft", 150)]
+    assert [s.key(seed) for s, seed in tiny.settings["toy"]] == ["chat-T0-p1-k1-len96-seed0", "chat-T0.8-p1-k4-len96-seed0"]
+
+
 def test_a_torn_last_line_is_cut_and_earlier_rows_kept(tmp_path):
     cache = CacheFile(tmp_path, "ckpt", "bench", "key")
     cache.append([{"index": 0, "sample": 0}, {"index": 1, "sample": 0}])
