@@ -455,13 +455,22 @@ class EvalOptions(Strict):
     @field_validator("benchmarks")
     @classmethod
     def _known_benchmarks(cls, value: list[str] | dict[str, Any] | None) -> list[str] | dict[str, Any] | None:
-        from rlvr.eval.benchmarks import benchmark_names
+        from rlvr.eval.benchmarks import benchmark_names, load_benchmark
 
         known = benchmark_names()
         bad = [b for b in (value or []) if b not in known and not Path(b).is_file()]
         if bad:
             raise ValueError(f"unknown benchmark(s) {', '.join(bad)}; built-in: {', '.join(known)} "
                              "(or the path of your own benchmark spec YAML)")
+        problems = []
+        for name, over in (value.items() if isinstance(value, dict) else ()):
+            try:
+                load_benchmark(name, over or {})  # reads YAML only: bad overrides fail here, not mid-run
+            except ConfigError as err:
+                problems += [p.removeprefix("benchmarks.") if p.startswith(f"benchmarks.{name}.") else f"{name}.{p}"
+                             for p in err.problems]
+        if problems:
+            raise ValueError("\n".join(problems))
         return value
 
     def benchmark_overrides(self) -> dict[str, dict[str, Any]]:

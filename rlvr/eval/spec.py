@@ -151,8 +151,9 @@ def _normalise(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> 
 
 
 def _fix_loc(problem: str) -> str:
-    # a model validator's own `key: message` lines arrive as "recipe: key: message"
-    return problem.removeprefix("recipe: ")
+    # a validator's own `key: message` lines arrive as "recipe: key: message" / "benchmarks: math500.limit: ..."
+    problem = problem.removeprefix("recipe: ")
+    return re.sub(r"^benchmarks: ([A-Za-z0-9_-]+)\.", r"benchmarks.\1.", problem)
 
 
 def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> EvalSpec:

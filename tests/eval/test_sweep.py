@@ -56,6 +56,10 @@ def test_set_overrides_reach_benchmarks_settings_and_checkpoints(tmp_path, share
                                "qwen25_math_cot-T0.6-p1-k1-len3072-seed1"]
     assert keys["aime24"][1:] == ["qwen25_math_cot-T0.6-p1-k4-len3072-seed0", "qwen25_math_cot-T0.6-p1-k4-len3072-seed1"]
     with pytest.raises(SpecError) as err:
+        load_spec(spec, ["benchmarks.math500.limit=0", "benchmarks.aime24.fieldz=1"])
+    assert err.value.problems == ["benchmarks.math500.limit: must be >= 1, got 0", "benchmarks.aime24.fieldz: unknown key "
+                                  "(check the spelling; see the schema in rlvr/config.py or the README)"]
+    with pytest.raises(SpecError) as err:
         resolve_sweep(load_spec(spec, ["checkpoints[0].path=./missing", "generation.max_model_len=1024"]))
     assert "checkpoints[0]: ./missing: not found" in str(err.value)
     assert "generation.max_model_len: 1024 leaves no room" in str(err.value)
