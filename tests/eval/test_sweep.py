@@ -204,3 +204,21 @@ def test_sweep_resumes_after_a_kill_and_never_regenerates(tmp_path, tiny_model, 
     assert meta["rejudged"]["from"]["policy"] == "math" and meta["complete"] is True
     assert {r["grader"] for r in json.loads((out / "scores.json").read_text())["rows"]} == {"math_exact_only"}
     shutil.rmtree(whole)
+
+
+@pytest.mark.slow
+def test_two_ranks_split_the_requests_and_agree_with_one_process(tmp_path, tiny_model, shared_data):
+    """Under torchrun each rank generates and judges its share of every chunk and rank 0 writes: greedy
+    generations are identical to a single process's."""
+    from conftest import torchrun
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    greedy = ["--set", "temperatures=[0.0]", "--set", "benchmarks.amc23.limit=1"]
+    proc = _eval(_sweep_spec(tmp_path, tiny_model, shared_data, one), *greedy)
+    assert proc.returncode == 0, tail(proc)
+    proc = run_cmd(torchrun(2, "-m", "rlvr", "eval", str(_sweep_spec(tmp_path, tiny_model, shared_data, two)), *greedy),
+                   timeout=600)
+    assert proc.returncode == 0, tail(proc)
+    assert "rlvr eval: 4 completions generated" in proc.stdout, tail(proc)
+    assert {k: v.read_text() for k, v in _caches(two).items()} == {k: v.read_text() for k, v in _caches(one).items()}
+    assert len(json.loads((two / "scores.json").read_text())["rows"]) == 2
