@@ -4,6 +4,7 @@ debugging. Batched (left padding, KV cache), seeded, with the same log-prob defi
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Iterable
@@ -24,6 +25,29 @@ class HFGenerator:
         self.model = load_model(model_path, dtype=dtype).to(world.device).eval()
         self._rng = random.Random(seed + world.rank)
         self.last_stats: dict[str, float] = {}
+        self.shares_weights = False
+
+    def share_weights(self, module: torch.nn.Module) -> bool:
+        """Generate from `module` itself (the trainer's model) instead of this generator's copy, as TRL
+        does: every optimizer step is visible at once, so `sync_weights` has nothing to do and there is
+        no stale copy for the probe to catch, and the model is held once. Only when `module` holds
+        full parameters of the same dtype on the same device (not ZeRO-3, whose parameters are
+        partitioned); returns False, keeping the copy, otherwise. `generate` and `score` run the
+        module in eval mode and restore its mode after."""
+        mine, theirs = next(self.model.parameters()), next(module.parameters())
+        if (mine.dtype, mine.device) != (theirs.dtype, theirs.device) or hasattr(theirs, "ds_id"):
+            return False
+        self.model, self.shares_weights = module, True
+        return True
+
+    @contextlib.contextmanager
+    def _eval_mode(self):
+        was_training = self.model.training
+        self.model.eval()  # no dropout while sampling or scoring
+        try:
+            yield
+        finally:
+            self.model.train(was_training)
 
     @property
     def device(self) -> torch.device:
@@ -35,20 +59,25 @@ class HFGenerator:
         eos = [self.tokenizer.eos_token_id, *s.stop_token_ids]
         greedy = s.temperature <= 0
         # Every processor is set explicitly: values left None are filled from the model's own
-        # generation_config (e.g. top_k=50, repetition_penalty), which vLLM would not apply.
+        # generation_config (e.g. top_k=50, repetition_penalty), which vLLM would not apply. A processor
+        # whose mere presence costs time (min_p and min_new_tokens are applied whenever they are not
+        # None, even at a no-op 0: ~0.5 ms per decode step for a tiny model) is left None unless the
+        # model's own config would fill in a value.
+        own = self.model.generation_config
         return HFGenConfig(
             do_sample=not greedy,
             temperature=1.0 if greedy else s.temperature,
             top_p=1.0 if greedy else s.top_p,
             top_k=0 if greedy or s.top_k <= 0 else s.top_k,
-            min_p=0.0,
+            min_p=None if getattr(own, "min_p", None) is None else 0.0,
             typical_p=1.0,
             epsilon_cutoff=0.0,
             eta_cutoff=0.0,
             repetition_penalty=1.0,
             no_repeat_ngram_size=0,
             max_new_tokens=s.max_tokens,
-            min_new_tokens=0,
+            min_length=0,
+            min_new_tokens=None if getattr(own, "min_new_tokens", None) is None else 0,
             eos_token_id=eos,
             pad_token_id=self.tokenizer.pad_token_id,
             stop_strings=list(s.stop) or None,
@@ -63,21 +92,24 @@ class HFGenerator:
         width = max(map(len, prompts))
         ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), self._eval_mode():
             torch.manual_seed(seed)
             out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=self._gen_config(s),
                                       tokenizer=self.tokenizer if s.stop else None)
-        new = out.sequences[:, width:].tolist()
+        new_ids = out.sequences[:, width:]
+        lps = [None] * len(prompts)
+        if s.logprobs:  # one log_softmax over [B, S, V] and a gather, not one per token
+            scores = torch.stack(out.scores, dim=1).float()
+            lps = torch.log_softmax(scores, dim=-1).gather(-1, new_ids[..., None])[..., 0].tolist()
         stop_ids = {self.tokenizer.eos_token_id, *s.stop_token_ids}
-        comps = []
-        for row, (prompt, toks) in enumerate(zip(prompts, new, strict=True)):
-            comps.append(self._completion(prompt, toks, s, [x[row] for x in out.scores] if s.logprobs else None,
-                                          stop_ids))
-        return comps
+        return [self._completion(prompt, toks, s, lp, stop_ids)
+                for prompt, toks, lp in zip(prompts, new_ids.tolist(), lps, strict=True)]
 
-    def _completion(self, prompt: list[int], toks: list[int], s: Sampling, scores, stop_ids: set[int]) -> Completion:
+    def _completion(self, prompt: list[int], toks: list[int], s: Sampling, lps: list[float] | None,
+                    stop_ids: set[int]) -> Completion:
         """Cut a padded row like vLLM does: after the first stop id (kept in the ids, not in the text), or
-        after the token that completes a stop string (text cut before the string)."""
+        after the token that completes a stop string (text cut before the string). `lps`: the row's
+        processed log-prob of every generated position (None without Sampling.logprobs)."""
         end = next((i + 1 for i, t in enumerate(toks) if t in stop_ids), None)
         toks = toks[:end] if end is not None else toks
         text_ids = toks[:-1] if end is not None else toks
@@ -97,10 +129,7 @@ class HFGenerator:
         reason = "stop" if end is not None else "length"
         if reason == "length":
             text = text.rstrip("\ufffd")  # vLLM holds back an incomplete trailing UTF-8 character too
-        lps = None
-        if scores is not None:
-            lps = [float(torch.log_softmax(scores[i].float(), -1)[t]) for i, t in enumerate(toks)]
-        return Completion(prompt, toks, text, lps, reason)
+        return Completion(prompt, toks, text, lps[:len(toks)] if lps is not None else None, reason)
 
     def generate(self, requests: list[Request], sampling: Sampling) -> list[list[Completion]]:
         from tqdm.auto import tqdm
@@ -122,6 +151,10 @@ class HFGenerator:
 
     @torch.no_grad()
     def score(self, sequences: list[list[int]]) -> list[list[float]]:
+        with self._eval_mode():
+            return self._score(sequences)
+
+    def _score(self, sequences: list[list[int]]) -> list[list[float]]:
         out = []
         for seq in sequences:
             ids = torch.tensor([seq], device=self.device)
@@ -131,6 +164,10 @@ class HFGenerator:
 
     @torch.no_grad()
     def sync_weights(self, named_params: Iterable[tuple[str, torch.Tensor]]) -> float:
+        """Copy the streamed tensors into the model in place; nothing to do after `share_weights` (the
+        iterator is not consumed)."""
+        if self.shares_weights:
+            return 0.0
         start = time.perf_counter()
         state = self.model.state_dict()
         missing = []
@@ -150,4 +187,4 @@ class HFGenerator:
         """No-op."""
 
     def close(self) -> None:
-        self.model = None
+        self.model = None  # a shared module stays with its owner
