@@ -15,7 +15,8 @@ One step, as implemented:
      each: loss = policy_loss(clip_low, clip_high, loss_agg) + kl.coef * KL - entropy_coef * H, every
      term aggregated with the mini-batch's global token/sequence counts (micro-batch and rank invariant);
   6. weight sync into the engine, then the probe: a few fixed sequences scored by trainer and engine;
-     a gap above generation.probe_threshold stops the run (stale or garbage weights);
+     a gap above generation.probe_threshold stops the run (stale or garbage weights). The hf backend
+     under ZeRO 0-2 generates from the trainer's own module instead: no copy, no sync, no probe;
   7. metrics, checkpoint, preemption check.
 Departures from the papers are options, documented in docs/algorithms.md; the 1-shot recipe makes one
 update per step (the released code) although the paper's text says 8.
@@ -119,8 +120,9 @@ def temperature_at(setting: float | TemperatureSchedule, step: int, total: int) 
 
 # ------------------------------------------------------------------------------------ rollouts
 def generate_round(ctx, generator, verifier, prompts, rows: list[int], round_: int, step: int, temp: float,
-                   eos_id: int) -> list[Rollout]:
-    """Sample and score this rank's share of `rows` (global prompt indices of the step)."""
+                   eos_id: int) -> tuple[list[Rollout], float]:
+    """Sample and score this rank's share of `rows` (global prompt indices of the step); returns the
+    rollouts and the seconds spent verifying."""
     from rlvr.generate import Request, Sampling
 
     cfg, world, P = ctx.cfg, ctx.world, ctx.cfg.prompts_per_step
@@ -137,12 +139,15 @@ def generate_round(ctx, generator, verifier, prompts, rows: list[int], round_: i
                                     rollout_logp=list(c.logprobs or []), truncated=c.finish_reason == "length"))
     texts = [c.text for cs in outs for c in cs]
     golds = [prompts[rows[j]]["answer"] for j in local for _ in range(cfg.rollouts_per_prompt)]
-    for r, res in zip(rollouts, verifier.verify_batch(texts, golds, truncated=[r.truncated for r in rollouts]), strict=True):
+    t0 = time.perf_counter()
+    results = verifier.verify_batch(texts, golds, truncated=[r.truncated for r in rollouts])
+    verify_s = time.perf_counter() - t0
+    for r, res in zip(rollouts, results, strict=True):
         r.correct, r.reason = res.score == 1.0, res.reason
         has_answer = res.answer is not None and not r.truncated
         hit = r.correct if cfg.reward.kind == "correctness" else has_answer
         r.reward = cfg.reward.correct if hit else cfg.reward.incorrect
-    return rollouts
+    return rollouts, verify_s
 
 
 def collect_rollouts(ctx, generator, verifier, prompts, orders, step: int, temp: float, eos_id: int,
@@ -155,9 +160,11 @@ def collect_rollouts(ctx, generator, verifier, prompts, orders, step: int, temp:
     rounds = cfg.dynamic_sampling.max_rounds if cfg.dynamic_sampling.enabled else 1
     kept: list[list[Rollout]] = []
     generated: list[Rollout] = []
+    verify_s = 0.0
     for round_ in range(rounds):
         rows = main_order.global_batch(step, P) if round_ == 0 else refill_order.global_batch(step * rounds + round_, P)
-        rollouts = generate_round(ctx, generator, verifier, prompts, rows, round_, step, temp, eos_id)
+        rollouts, seconds = generate_round(ctx, generator, verifier, prompts, rows, round_, step, temp, eos_id)
+        verify_s += seconds
         generated += rollouts
         for g in _groups(rollouts):
             if not cfg.dynamic_sampling.enabled or len({r.reward for r in g}) > 1:
@@ -167,7 +174,7 @@ def collect_rollouts(ctx, generator, verifier, prompts, orders, step: int, temp:
             break
     kept = kept[: P // world.world_size]
     log.add(**{"rollout/rounds": round_ + 1, "rollout/groups_kept": world.all_reduce_sum(len(kept)),
-               "rollout/generated": world.all_reduce_sum(len(generated))})
+               "rollout/generated": world.all_reduce_sum(len(generated)), "time/verify": verify_s})
     return [r for g in kept for r in g], generated
 
 
@@ -236,28 +243,32 @@ def chunks(items: list[Any], n_chunks: int, size: int) -> list[list[Any]]:
     return [items[i * size:(i + 1) * size] for i in range(n_chunks)]
 
 
-def forward_response(model_fn, batch: list[Rollout], pad_id: int, device, temp: float, with_entropy: bool):
+def forward_response(model_fn, batch: list[Rollout], pad_id: int, device, temp: float, with_entropy: bool,
+                     entropy_grad: bool = True):
     """Trainer log-probs (and entropy) of each rollout's completion tokens.
-    Returns logp [B,T], mask [B,T], entropy [B,T] or None; T = longest completion in the chunk."""
-    seqs = [r.prompt_ids + r.completion_ids for r in batch]
-    L, T = max(map(len, seqs)), max(len(r.completion_ids) for r in batch)
-    ids = torch.full((len(batch), L), pad_id, dtype=torch.long)
-    attn = torch.zeros((len(batch), L), dtype=torch.long)
-    pos = torch.zeros((len(batch), T), dtype=torch.long)
-    tokens = torch.full((len(batch), T), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch), T))
-    for b, (s, r) in enumerate(zip(seqs, batch, strict=True)):
-        ids[b, :len(s)] = torch.tensor(s)
-        attn[b, :len(s)] = 1
-        n, start = len(r.completion_ids), len(r.prompt_ids) - 1  # logits at p-1 predict the first completion token
-        pos[b, :n] = torch.arange(start, start + n)
-        tokens[b, :n] = torch.tensor(r.completion_ids)
-        mask[b, :n] = 1
-    logits = model_fn(input_ids=ids.to(device), attention_mask=attn.to(device), use_cache=False).logits
-    pos, tokens, mask = pos.to(device), tokens.to(device), mask.to(device)
-    resp = torch.gather(logits, 1, pos.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))  # [B,T,V]
+    Returns logp [B,T], mask [B,T], entropy [B,T] or None; T = longest completion in the chunk.
+
+    Layout: prompts left-padded to the longest prompt P, completions right-padded to T, so every row's
+    completion starts at column P and the logits predicting it are columns P-1 .. P+T-2 of every row.
+    The LM head runs on those T columns only (`logits_to_keep`; no [B, P+T, V] logits and no gather
+    through them), with explicit position ids, so the padding shifts no position. `entropy_grad=False`
+    computes the entropy without a graph (when it is only logged)."""
+    P, T = max(len(r.prompt_ids) for r in batch), max(len(r.completion_ids) for r in batch)
+    ids = [[pad_id] * (P - len(r.prompt_ids)) + r.prompt_ids + r.completion_ids + [pad_id] * (T - len(r.completion_ids))
+           for r in batch]
+    attn = [[0] * (P - len(r.prompt_ids)) + [1] * (len(r.prompt_ids) + len(r.completion_ids))
+            + [0] * (T - len(r.completion_ids)) for r in batch]
+    ids, attn = torch.tensor(ids, device=device), torch.tensor(attn, device=device)
+    pos = (attn.cumsum(-1) - 1).clamp(min=0)
+    keep = torch.arange(P - 1, P + T - 1, device=device)
+    resp = model_fn(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False,
+                    logits_to_keep=keep).logits  # [B,T,V]
+    tokens, mask = ids[:, P:], attn[:, P:].to(torch.float32)
     logp = token_logprobs(resp, tokens, temp)
-    ent = entropy(resp.float() / temp) if with_entropy else None
+    ent = None
+    if with_entropy:
+        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+            ent = entropy(resp.float() / temp)
     return logp, mask, ent
 
 
@@ -306,10 +317,9 @@ def train_on(ctx, backend, rollouts: list[Rollout], plan: Plan, pad_id: int, tem
             counts = {"n_tokens": max(n_tokens, 1.0), "n_seqs": max(n_seqs, 1.0), "norm_len": cfg.max_response_tokens}
             for part in chunks(mini, plan.grad_accum, micro):
                 batch = part or [_dummy(pad_id)]
+                # entropy_coef 0: entropy is logged only, so no graph through the full-vocabulary softmax
                 logp, mask, ent = forward_response(backend.forward, batch, pad_id, backend.device, temp,
-                                                   with_entropy=True)
-                if not cfg.entropy_coef:
-                    ent = ent.detach()  # logged only: no graph through the full-vocabulary softmax
+                                                   with_entropy=True, entropy_grad=bool(cfg.entropy_coef))
                 mask = mask * torch.tensor([float(r.train) for r in batch], device=mask.device).unsqueeze(-1)
                 T = logp.shape[1]
                 old = logp.detach() if single_update else _pad_rows([r.old_logp for r in batch], T, logp.device)
@@ -378,15 +388,20 @@ def main(ctx: StageContext) -> StageResult:
         raise ValueError(f"stage {cfg.name}: generation.tensor_parallel_size > 1 is not supported by this stage yet "
                          "(it shards prompts one engine per rank); use tensor_parallel_size: 1")
     verifier = Verifier(ctx.recipe.verifier)
+    verifier.start()  # its fallback workers start (sympy imports) during setup, not inside the first step that needs them
     start = ctx.resume_from(backend, data_id)
     probe_ids = probe_sequences(tokenizer, cfg.generation.probe_sequences, cfg.generation.probe_length)
-    generator.sync_weights(backend.iter_full_params())  # the engine must start from the trainer's weights
-    check_probe(probe_gap(generator, backend, probe_ids), cfg.generation.probe_threshold)
+    # hf backend, ZeRO 0-2: generate from the trainer's own module (no copy, so no sync and no probe)
+    shared = bool(getattr(generator, "share_weights", None) and generator.share_weights(backend.module))
+    if not shared:
+        generator.sync_weights(backend.iter_full_params())  # the engine must start from the trainer's weights
+        check_probe(probe_gap(generator, backend, probe_ids), cfg.generation.probe_threshold)
     orders = (EpochOrder(len(prompts), ctx.recipe.seed), EpochOrder(len(prompts), ctx.recipe.seed + 7919))
     pad = tokenizer.pad_token_id
     single_update = plan.updates == 1 and cfg.ppo_epochs == 1
     world.print0(f"[{cfg.name}] {len(prompts)} prompts; {cfg.prompts_per_step} prompts x {cfg.rollouts_per_prompt} "
-                 f"rollouts per step, {plan.updates * cfg.ppo_epochs} update(s) per step, grad_accum {plan.grad_accum}; "
+                 f"rollouts per step, {plan.updates * cfg.ppo_epochs} update(s) per step, grad_accum {plan.grad_accum}"
+                 f"{', generating from the trainer weights' if shared else ''}; "
                  f"steps {start}->{plan.total_steps}")
     bar = progress(plan.total_steps, cfg.name, enabled=world.is_main, initial=start)
     history: list[dict[str, float]] = []
@@ -410,9 +425,11 @@ def main(ctx: StageContext) -> StageResult:
         t_train = time.perf_counter()
 
         generator.wake()
-        sync_s = generator.sync_weights(backend.iter_full_params())                             # 6
-        gap = probe_gap(generator, backend, probe_ids)
-        check_probe(gap, cfg.generation.probe_threshold)
+        sync_s, gap = 0.0, {}
+        if not shared:
+            sync_s = generator.sync_weights(backend.iter_full_params())                         # 6
+            gap = probe_gap(generator, backend, probe_ids)
+            check_probe(gap, cfg.generation.probe_threshold)
         t_sync = time.perf_counter()
 
         tok = world.all_reduce_sum(sums.get("tok", 0.0))
