@@ -93,12 +93,16 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("spec", type=Path, help="eval spec YAML (e.g. evals/one_shot_rlvr.yaml)")
     _add_overrides(p)
-    p.add_argument("--checkpoint-index", type=int, metavar="I",
-                   help="generate only checkpoint I's caches (0-based, in spec order; a SLURM array task); "
-                   "writes no scores")
-    p.add_argument("--score-only", action="store_true",
-                   help="generate nothing: score every cache, write scores.json and the report; "
-                   "fails listing the caches that are missing")
+    only = p.add_mutually_exclusive_group()
+    only.add_argument("--checkpoint-index", type=int, metavar="I",
+                      help="generate only checkpoint I's caches (0-based, in spec order; a SLURM array task); "
+                      "writes no scores")
+    only.add_argument("--score-only", action="store_true",
+                      help="generate nothing: score every cache, write scores.json and the report; "
+                      "fails listing the caches that are missing")
+    only.add_argument("--list-checkpoints", action="store_true",
+                      help="print the resolved checkpoints (index, label, cache files still missing, path) "
+                      "and exit; loads no model and writes nothing (slurm/eval.sh sizes its array with it)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,7 +190,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(err.render(), file=sys.stderr)
         return EXIT_USAGE
     from rlvr.data.sources import DataError
-    from rlvr.eval.sweep import SweepError, run_sweep
+    from rlvr.eval.sweep import SweepError, list_checkpoints, run_sweep
+
+    if args.list_checkpoints:
+        try:
+            print(list_checkpoints(sweep))
+        except DataError as err:
+            print(f"rlvr eval: {err}", file=sys.stderr)
+            return EXIT_USAGE
+        return EXIT_OK
     from rlvr.world import World
 
     world = World.from_env()

@@ -286,20 +286,35 @@ def score_cache(rows: list[dict], problems: list, k: int) -> dict[str, Any] | No
     return score_records(rows, k)
 
 
+def _lacking(sweep: Sweep, ckpt: Checkpoint, problems: dict[str, list]):
+    """(cache, samples it lacks, samples wanted) for each of a checkpoint's caches that is incomplete."""
+    for name, runs in sweep.settings.items():
+        for setting, seed in runs:
+            cache = CacheFile(sweep.out, ckpt.slug, name, setting.key(seed))
+            have = {(r["index"], r["sample"]) for r in cache.read()}
+            wanted = {(p.index, s) for p in problems[name] for s in range(setting.k)}
+            if wanted - have:
+                yield cache, len(wanted - have), len(wanted)
+
+
 def missing_generations(sweep: Sweep, problems: dict[str, list]) -> list[str]:
-    out = []
-    for ckpt in sweep.checkpoints:
-        for name, runs in sweep.settings.items():
-            for setting, seed in runs:
-                cache = CacheFile(sweep.out, ckpt.slug, name, setting.key(seed))
-                have = {(r["index"], r["sample"]) for r in cache.read()}
-                wanted = {(p.index, s) for p in problems[name] for s in range(setting.k)}
-                lacking = len(wanted - have)
-                if lacking:
-                    rel = cache.path.relative_to(sweep.out)
-                    out.append(f"{rel}: {'not generated' if lacking == len(wanted) else f'{lacking} of {len(wanted)} samples missing'}"
-                               f" (checkpoint {ckpt.label})")
-    return out
+    return [f"{cache.path.relative_to(sweep.out)}: "
+            f"{'not generated' if lacking == wanted else f'{lacking} of {wanted} samples missing'} (checkpoint {ckpt.label})"
+            for ckpt in sweep.checkpoints for cache, lacking, wanted in _lacking(sweep, ckpt, problems)]
+
+
+def list_checkpoints(sweep: Sweep) -> str:
+    """`rlvr eval SPEC --list-checkpoints`: the resolved checkpoints, one tab-separated line each (index,
+    label, how many of its cache files are missing or incomplete, path) under a `# name=... out=...`
+    line. Reads only files: no model, no torch, nothing written (slurm/eval.sh sizes its array with it)."""
+    from rlvr.eval.benchmarks import load_problems
+
+    problems = {name: load_problems(bench) for name, bench in sweep.benchmarks.items()}
+    lines = [f"# name={sweep.name} checkpoints={len(sweep.checkpoints)} out={sweep.out}",
+             "# index\tlabel\tmissing_caches\tpath"]
+    for i, ckpt in enumerate(sweep.checkpoints):
+        lines.append(f"{i}\t{ckpt.label}\t{sum(1 for _ in _lacking(sweep, ckpt, problems))}\t{ckpt.path}")
+    return "\n".join(lines)
 
 
 def collect_scores(sweep: Sweep, problems: dict[str, list]) -> dict[str, Any]:
