@@ -16,7 +16,8 @@ One step, as implemented:
      term aggregated with the mini-batch's global token/sequence counts (micro-batch and rank invariant);
   6. weight sync into the engine, then the probe: a few fixed sequences scored by trainer and engine;
      a gap above generation.probe_threshold stops the run (stale or garbage weights). The hf backend
-     under ZeRO 0-2 generates from the trainer's own module instead: no copy, no sync, no probe;
+     under ZeRO 0-2 shares the trainer's parameter tensors instead: nothing to push or probe, the sync
+     only checks that the tensors are still shared;
   7. metrics, checkpoint, preemption check.
 Departures from the papers are options, documented in docs/algorithms.md; the 1-shot recipe makes one
 update per step (the released code) although the paper's text says 8.
@@ -391,10 +392,11 @@ def main(ctx: StageContext) -> StageResult:
     verifier.start()  # its fallback workers start (sympy imports) during setup, not inside the first step that needs them
     start = ctx.resume_from(backend, data_id)
     probe_ids = probe_sequences(tokenizer, cfg.generation.probe_sequences, cfg.generation.probe_length)
-    # hf backend, ZeRO 0-2: generate from the trainer's own module (no copy, so no sync and no probe)
+    # hf backend, ZeRO 0-2: the generator's parameters become the trainer's own tensors, so there is no
+    # copy to push or to probe; its sync_weights then only checks that the tensors are still shared
     shared = bool(getattr(generator, "share_weights", None) and generator.share_weights(backend.module))
+    generator.sync_weights(backend.iter_full_params())  # the engine must start from the trainer's weights
     if not shared:
-        generator.sync_weights(backend.iter_full_params())  # the engine must start from the trainer's weights
         check_probe(probe_gap(generator, backend, probe_ids), cfg.generation.probe_threshold)
     orders = (EpochOrder(len(prompts), ctx.recipe.seed), EpochOrder(len(prompts), ctx.recipe.seed + 7919))
     pad = tokenizer.pad_token_id
@@ -425,10 +427,9 @@ def main(ctx: StageContext) -> StageResult:
         t_train = time.perf_counter()
 
         generator.wake()
-        sync_s, gap = 0.0, {}
-        if not shared:
-            sync_s = generator.sync_weights(backend.iter_full_params())                         # 6
-            gap = probe_gap(generator, backend, probe_ids)
+        sync_s = generator.sync_weights(backend.iter_full_params())                             # 6
+        gap = {} if shared else probe_gap(generator, backend, probe_ids)
+        if gap:
             check_probe(gap, cfg.generation.probe_threshold)
         t_sync = time.perf_counter()
 
