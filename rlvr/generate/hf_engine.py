@@ -39,7 +39,8 @@ class HFGenerator:
         """Make this generator's parameters (and persistent buffers) the very tensors of `module`, the
         trainer's model: every optimizer step (an in-place update) is visible at once, so no weight sync
         is needed and the weights are held once, as in TRL. The generator keeps its own module object
-        (eval mode, no DeepSpeed forward hooks, which cost ~2 ms per decode step on the tiny model).
+        (eval mode, outside the DeepSpeed engine: generating through the wrapped module measured 25-33 %
+        slower per decode step on the tiny model).
         Only when `module` holds full parameters of the same dtype on the same device (not ZeRO-3, whose
         parameters are partitioned); returns False, keeping the copy, otherwise."""
         mine, theirs = self._tensors(self.model), self._tensors(module)
