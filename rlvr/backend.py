@@ -173,11 +173,21 @@ class DeepSpeedBackend:
         """Optimizer and lr-schedule update, after exactly grad_accum backward calls."""
         if self._micro != self.grad_accum:
             raise RuntimeError(f"step() after {self._micro} backward calls; expected grad_accum={self.grad_accum}")
+        # DeepSpeed's ZeRO and mixed-precision optimizers keep the pre-clip norm they compute; the bare
+        # client optimizer (ZeRO-0, fp32) keeps none: DeepSpeed clips through a helper whose returned norm
+        # it discards, so get_global_grad_norm() stays None. Measure it here, before the step clips.
+        own_norm = None if hasattr(self.engine.optimizer, "_global_grad_norm") else self._module_grad_norm()
         self.engine.step()
         self._micro = 0
-        norm = self.engine.get_global_grad_norm()
+        norm = own_norm if own_norm is not None else self.engine.get_global_grad_norm()
         norm = float(norm) if norm is not None else None
         return StepStats(lr=self.lr, grad_norm=norm)
+
+    def _module_grad_norm(self) -> float:
+        """Global 2-norm of the module's gradients. Valid only without ZeRO partitioning: after the
+        boundary backward every rank holds the full all-reduced gradient, so no collective is needed."""
+        norms = [p.grad.detach().float().norm() for p in self.engine.module.parameters() if p.grad is not None]
+        return float(torch.stack(norms).norm()) if norms else 0.0
 
     @property
     def lr(self) -> float:

@@ -12,7 +12,7 @@ from rlvr.backend import lr_factor
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("zero_stage", [2, 3])
+@pytest.mark.parametrize("zero_stage", [0, 2, 3])
 def test_two_rank_training_step_and_checkpoint_roundtrip(zero_stage, tmp_path):
     out = tmp_path / "result.json"
     proc = run_cmd(torchrun(2, str(REPO / "tests" / "workers" / "backend_step.py"), str(zero_stage), str(out),
@@ -24,6 +24,9 @@ def test_two_rank_training_step_and_checkpoint_roundtrip(zero_stage, tmp_path):
     assert result["changed"] == result["n_params"] > 0  # every parameter moved
     assert result["reload_identical"]  # weights back bit for bit
     assert result["step_after_reload_identical"]  # optimizer + schedule restored too
+    # the logged grad norm is the true pre-clip global norm at every stage (ZeRO-0 used to log none)
+    assert result["hand_grad_norm"] > result["grad_clip"]
+    assert result["grad_norm"] == pytest.approx(result["hand_grad_norm"], rel=1e-5)
 
 
 def test_lr_schedule_shapes():

@@ -1,9 +1,11 @@
 """The update of one global batch does not depend on how it is split: micro-batches x accumulation
-(1x8 vs 4x2) or ranks (1 vs 2). Checked through the real `rlvr run` path on SFT, whose examples
-have different numbers of loss tokens, so a per-micro-batch mean would give a different update.
+(1x8 vs 2x4), ranks (1 vs 2) or ZeRO stage (0, 2, 3). Checked through the real `rlvr run` path on
+SFT, whose examples have different numbers of loss tokens, so a per-micro-batch mean would give a
+different update.
 
 Adam's first step is nearly scale-free, so the logged pre-clip gradient norm is compared too: it
-exposes any wrong overall scale (e.g. a missing 1/grad_accum or world-size correction)."""
+exposes any wrong overall scale (e.g. a missing 1/grad_accum or world-size correction), and a stage
+that logs no norm at all (ZeRO-0 with the bare client optimizer once did)."""
 
 from __future__ import annotations
 
@@ -45,6 +47,8 @@ def test_gradient_accumulation_invariance(tmp_path):
     whole = _sft_run(tmp_path, "1x8", micro=8, accum=1)
     split = _sft_run(tmp_path, "2x4", micro=2, accum=4)
     _assert_same(whole, split)
+    no_zero = _sft_run(tmp_path, "2x4-zero0", micro=2, accum=4, zero=0)
+    _assert_same(whole, no_zero)
 
 
 @pytest.mark.slow
