@@ -361,6 +361,10 @@ class PairsConfig(Strict):
     temperature: float = Field(1.0, gt=0)
     top_p: float = Field(1.0, gt=0, le=1)
     max_response_tokens: int = Field(1024, ge=1)
+    chosen: Literal["correct_rollout", "reference"] = "correct_rollout"
+    """policy source: the chosen side is a rollout the verifier judges correct (correct_rollout), or
+    the data row's reference solution (`response`; e.g. the toy task's worked solution), paired with
+    the policy's incorrect rollouts of that prompt (self-play style: gold vs the model's own mistakes)."""
     pairs_per_prompt: int = Field(1, ge=1)
     """Distinct (chosen, rejected) pairs per prompt, at most #correct x #incorrect."""
     allow_truncated_rejected: bool = True
@@ -384,6 +388,11 @@ class DpoStage(_StageCommon):
     loss: Literal["sigmoid", "cdpo", "ipo"] = "sigmoid"
     label_smoothing: float = Field(0.0, ge=0, lt=0.5)
     """cdpo's epsilon (probability that a preference label is flipped)."""
+    span: Literal["response", "divergent_step"] = "response"
+    """Which response tokens the DPO log-probs (and the nll_coef term) sum over. response: all of
+    them (standard DPO). divergent_step: only the line where chosen and rejected first differ, on each
+    side (Step-DPO's preference on the first wrong step, Lai et al. 2024): the shared prefix cancels
+    anyway, and the rejected response's later steps are not pushed down."""
     nll_coef: float = Field(0.0, ge=0)
     """Add nll_coef x the chosen response's per-token NLL (Iterative RPO, Pang et al. 2024) against
     DPO's likelihood displacement (chosen and rejected log-probs both falling). On the tiny toy model,
@@ -397,6 +406,8 @@ class DpoStage(_StageCommon):
                 raise ValueError("pairs.source 'policy' needs `data` (prompts with answers), or give pairs_from")
             if self.pairs.source == "file" and self.pairs.path is None:
                 raise ValueError("pairs.source 'file' needs pairs.path (teacher rollouts), or give pairs_from")
+            if self.pairs.source == "file" and self.pairs.chosen == "reference":
+                raise ValueError("pairs.chosen 'reference' needs pairs.source 'policy' (the data's reference solutions)")
         return self
 
 

@@ -111,3 +111,59 @@ def test_shrunken_phi4_recipe_runs_all_four_stages(tmp_path):
     assert rl[0]["temperature"] == 1.0 and rl[1]["temperature"] == pytest.approx(0.6)  # annealed over half of 2 steps
     for s in summary["stages"]:
         assert (run_dir / "stages" / s["name"] / "final" / "model.safetensors").is_file()
+
+
+def _pair_examples(chosen: str, rejected: str):
+    from rlvr.data.lm import sft_example
+    from rlvr.models.tiny import build_tokenizer
+
+    tok = build_tokenizer()
+    prompt = {"prompt": "What is 47 + 38? Think step by step and put the final answer in \\boxed{}."}
+    return tok, sft_example(tok, {**prompt, "response": chosen}), sft_example(tok, {**prompt, "response": rejected})
+
+
+def test_divergent_step_keeps_only_the_first_differing_line():
+    """span: divergent_step. Chosen and rejected share their first line and differ on the second; only
+    that line (from the first differing token through its newline) keeps a loss, on each side."""
+    from rlvr.data.lm import IGNORE
+    from rlvr.stages.dpo import divergent_step
+
+    chosen = "We compute 47 + 38.\nOnes: 7 + 8 = 15. Write 5, carry 1.\nTens: 4 + 3 + 1 = 8.\nThe answer is \\boxed{85}."
+    rejected = "We compute 47 + 38.\nOnes: 7 + 8 = 16. Write 6, carry 1.\nTens: 4 + 3 + 1 = 8.\nThe answer is \\boxed{86}."
+    tok, c, r = _pair_examples(chosen, rejected)
+
+    def ends(t):
+        return t == tok.eos_token_id or "\n" in tok.decode([t])
+
+    c2, r2 = divergent_step(c, r, ends)
+    kept = [tok.decode([t for t in ex.targets if t != IGNORE]) for ex in (c2, r2)]
+    assert kept[0].endswith("5. Write 5, carry 1.\n") and kept[1].endswith("6. Write 6, carry 1.\n"), kept
+    assert "Ones" not in kept[0] and "Tens" not in kept[0]  # the shared prefix and the later lines carry no loss
+    assert c2.input_ids == c.input_ids and r2.input_ids == r.input_ids  # the sequences themselves are unchanged
+    # a longer response diverges where the shorter one ends its turn: that end-of-turn token is its step
+    tok, c, r = _pair_examples(chosen, chosen + " Checked.")
+    c2, r2 = divergent_step(c, r, ends)
+    assert [t for t in c2.targets if t != IGNORE] == [tok.eos_token_id]
+    assert tok.decode([t for t in r2.targets if t != IGNORE]).startswith(" Checked.")
+    assert divergent_step(c, c, ends) is None  # identical responses have no divergent step
+
+
+def test_reference_chosen_pairs_the_gold_solution_with_each_wrong_rollout():
+    """pairs.chosen: reference: the chosen side is the data's reference solution, the rejected sides are
+    the policy's incorrect rollouts (distinct, at most pairs_per_prompt); all-correct prompts are dropped."""
+    from rlvr.stages.dpo import make_pairs
+
+    cfg = DpoStage(name="dpo", type="dpo", data={"toy": {}}, pairs={"chosen": "reference", "pairs_per_prompt": 2})
+
+    def resp(text, correct):
+        return {"text": text, "correct": correct, "reason": "match" if correct else "mismatch", "truncated": False}
+
+    groups = [{"prompt": "p1", "gold": "5", "reference": "gold 5", "responses": [resp("a 5", True), resp("b 6", False),
+                                                                                 resp("c 7", False), resp("d 8", False)]},
+              {"prompt": "p2", "gold": "9", "reference": "gold 9", "responses": [resp("e 9", True), resp("f 9", True)]}]
+    pairs, stats = make_pairs(groups, cfg, seed=0)
+    assert stats == {"prompts": 2, "no_correct": 0, "no_incorrect": 1}
+    assert len(pairs) == 2 and {p["chosen"] for p in pairs} == {"gold 5"}
+    assert len({p["rejected"] for p in pairs}) == 2 and all(p["chosen_reason"] == "reference" for p in pairs)
+    with pytest.raises(ValueError, match="needs pairs.source 'policy'"):
+        DpoStage(name="dpo", type="dpo", pairs={"source": "file", "path": "x.jsonl", "chosen": "reference"})

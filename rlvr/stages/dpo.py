@@ -3,14 +3,18 @@
 Pairs, as implemented: for each prompt, chosen = a response the shared verifier judges correct,
 rejected = one it judges incorrect, `pairs_per_prompt` distinct pairs at most; prompts with no
 correct or no incorrect response are dropped; a truncated response can be rejected (option) but
-never chosen. Sources: `policy` samples `rollouts_per_prompt` responses from the stage's input model
-through the Generator; `file` reads teacher rollouts (the paper's setting: the teacher's correct vs
-incorrect samples), judging rows that carry no `correct` flag. The pairs, with the verifier's
+never chosen. Sources: `policy` samples `rollouts_per_prompt` responses from the stage's input
+model through the Generator; `file` reads teacher rollouts (the paper's setting: the teacher's
+correct vs incorrect samples), judging rows that carry no `correct` flag. With `pairs.chosen:
+reference` (policy source) the chosen side is the data row's reference solution instead, against
+the policy's incorrect rollouts. The pairs, with the verifier's
 reasons, are written to RUN_DIR/stages/<name>/pairs.jsonl; `pairs_from:` reuses such a file.
 
 Training: loss = mean over the global batch of pairs of DPO_LOSSES[loss](...) (rlvr/rl/dpo.py) on
-summed response log-probs, plus nll_coef x the chosen response's per-token NLL when set (RPO). The reference is the input model: its log-probs are computed once,
-before the first update, with the same weights the policy starts from, and cached for the stage.
+summed response log-probs (all response tokens; with `span: divergent_step` only the line where
+chosen and rejected first differ, as in Step-DPO), plus nll_coef x the chosen response's per-token
+NLL when set (RPO). The reference is the input model: its log-probs are computed once, before the
+first update, with the same weights the policy starts from, and cached for the stage.
 
 Launch: `rlvr run RECIPE` or `torchrun --nproc_per_node N -m rlvr run RECIPE`.
 """
@@ -26,7 +30,7 @@ from typing import Any
 
 import torch
 
-from rlvr.data.lm import Example, chat_messages, collate, sft_example
+from rlvr.data.lm import IGNORE, Example, chat_messages, collate, sft_example
 from rlvr.data.sources import load_rows, map_rows
 from rlvr.rl.dpo import dpo_loss
 from rlvr.stages.context import StageContext, StageResult, fingerprint
@@ -41,7 +45,8 @@ def judged_groups_from_policy(ctx: StageContext, tokenizer: Any) -> list[dict[st
     from rlvr.verify import Verifier
 
     cfg, world = ctx.cfg, ctx.world
-    rows = load_rows(cfg.data, needs=("prompt", "answer"))
+    needs = ("prompt", "answer", "response") if cfg.pairs.chosen == "reference" else ("prompt", "answer")
+    rows = load_rows(cfg.data, needs=needs)
     mine = rows[world.rank::world.world_size]
     prompts = [r["prompt"] + cfg.prompt_suffix for r in mine]
     generator = build_generator(cfg.generation, ctx.input_model, world, dtype=ctx.recipe.model.dtype,
@@ -68,7 +73,7 @@ def judged_groups_from_policy(ctx: StageContext, tokenizer: Any) -> list[dict[st
             v = next(verdicts)
             responses.append({"text": c.text, "correct": v.score == 1.0, "reason": v.reason,
                               "truncated": c.finish_reason == "length"})
-        groups.append({"prompt": p, "gold": r["answer"], "responses": responses})
+        groups.append({"prompt": p, "gold": r["answer"], "reference": r.get("response"), "responses": responses})
     return [g for part in world.all_gather_object(groups) for g in part]
 
 
@@ -105,7 +110,10 @@ def make_pairs(groups: list[dict[str, Any]], cfg: Any, seed: int) -> tuple[list[
     rng = random.Random(f"{seed}|pairs")
     pairs, stats = [], {"prompts": len(groups), "no_correct": 0, "no_incorrect": 0}
     for g in groups:
-        pos = [r for r in g["responses"] if r["correct"] and not r["truncated"]]
+        if cfg.pairs.chosen == "reference":  # the data's reference solution, not a sampled one
+            pos = [{"text": g["reference"], "reason": "reference"}] if g.get("reference") else []
+        else:
+            pos = [r for r in g["responses"] if r["correct"] and not r["truncated"]]
         neg = [r for r in g["responses"] if not r["correct"] and (cfg.pairs.allow_truncated_rejected or not r["truncated"])]
         if not pos or not neg:
             stats["no_correct" if not pos else "no_incorrect"] += 1
@@ -138,18 +146,58 @@ def build_pairs(ctx: StageContext, tokenizer: Any) -> list[dict[str, Any]]:
     return pairs
 
 
+def divergent_step(chosen: Example, rejected: Example, ends_step) -> tuple[Example, Example] | None:
+    """Step-DPO's span: keep the loss only on the step where the two responses first differ, from the
+    first differing token to the end of its line (`ends_step(token_id)`: the token holds a newline or
+    ends the turn), on each side. Tokens before it are shared (same context, same tokens: their
+    log-probs cancel in the margin) and tokens after it are left alone, so a rejected response's steps
+    after its first error (often faithful copies of the wrong value) are not pushed down.
+    None when a side has no token in that step (one response is a prefix of the other)."""
+    a, b = chosen.targets, rejected.targets
+    start = next(t for t, x in enumerate(a) if x != IGNORE)  # the prompt is shared: same start on both sides
+    d = next((t for t in range(start, max(len(a), len(b)))
+              if t >= len(a) or t >= len(b) or a[t] != b[t]), None)
+
+    def keep(ex: Example) -> Example | None:
+        if d is None or d >= len(ex.targets) or ex.targets[d] == IGNORE:
+            return None
+        e = d
+        while e + 1 < len(ex.targets) and ex.targets[e + 1] != IGNORE and not ends_step(ex.targets[e]):
+            e += 1
+        targets = [x if d <= t <= e else IGNORE for t, x in enumerate(ex.targets)]
+        return Example(ex.input_ids, targets, ex.position_ids)
+
+    c, r = keep(chosen), keep(rejected)
+    return None if c is None or r is None else (c, r)
+
+
 def tokenize_pairs(ctx: StageContext, tokenizer: Any, pairs: list[dict[str, Any]]) -> list[tuple[Example, Example]]:
     cfg = ctx.cfg
-    out, too_long = [], 0
+    out, too_long, no_step = [], 0, 0
+    ends: dict[int, bool] = {}
+
+    def ends_step(tok: int) -> bool:
+        if tok not in ends:
+            ends[tok] = tok == tokenizer.eos_token_id or "\n" in tokenizer.decode([tok])
+        return ends[tok]
+
     for p in pairs:
         chosen = sft_example(tokenizer, {"prompt": p["prompt"], "response": p["chosen"]}, cfg.system_prompt)
         rejected = sft_example(tokenizer, {"prompt": p["prompt"], "response": p["rejected"]}, cfg.system_prompt)
         if max(len(chosen), len(rejected)) > cfg.pairs.max_len:
             too_long += 1
             continue
+        if cfg.span == "divergent_step":
+            step = divergent_step(chosen, rejected, ends_step)
+            if step is None:
+                no_step += 1
+                continue
+            chosen, rejected = step
         out.append((chosen, rejected))
     if too_long:
         ctx.world.print0(f"[{cfg.name}] dropped {too_long} pairs longer than pairs.max_len={cfg.pairs.max_len}")
+    if no_step:
+        ctx.world.print0(f"[{cfg.name}] dropped {no_step} pairs with no divergent step on one side (span: divergent_step)")
     if not out:
         raise ValueError(f"stage {cfg.name}: no pair fits pairs.max_len={cfg.pairs.max_len}")
     return out
