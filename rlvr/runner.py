@@ -114,8 +114,17 @@ def _input_model(recipe: Recipe, run: RunDir, index: int) -> str:
     return stage.init  # a path or hub id
 
 
+def _needs_base_model(recipe: Recipe, run: RunDir) -> bool:
+    """Some stage (an eval stage included) starts from the recipe's tiny model: `init: base`, or
+    `previous`/a stage name that leads back to it. Stages that all start from paths never read it."""
+    base = str(run.base_model)
+    return recipe.model.tiny is not None and any(
+        _input_model(recipe, run, i) == base for i in range(len(recipe.stages)))
+
+
 def _prepare_base_model(recipe: Recipe, run: RunDir, world: World) -> None:
-    if recipe.model.tiny is None:
+    """Build the tiny model into RUN/base_model once (rank 0), only when a stage reads it (~9 s on CPU)."""
+    if not _needs_base_model(recipe, run):
         return
     if world.is_main and not (run.base_model / "config.json").is_file():
         from rlvr.models.tiny import build_tiny

@@ -1,0 +1,52 @@
+"""The runner builds RUN/base_model (the recipe's tiny model, ~9 s on CPU) only when a stage reads it."""
+
+from __future__ import annotations
+
+import pytest
+
+from rlvr import runner
+from rlvr.config import validate_recipe
+from rlvr.rundir import RunDir
+from rlvr.world import World
+
+SFT = {"type": "sft", "data": {"toy": {}}, "optim": {"lr": 1e-3}}
+
+CASES = {
+    # id: (stages, base model built?)
+    "only_stage_from_path": ([{"name": "sft", "init": "/models/some-sft", **SFT}], False),
+    "every_stage_from_path": ([{"name": "a", "init": "/models/x", **SFT}, {"name": "b", "init": "org/model", **SFT}],
+                              False),
+    "path_then_previous": ([{"name": "a", "init": "/models/x", **SFT}, {"name": "b", **SFT}], False),
+    "first_stage_previous": ([{"name": "sft", **SFT}], True),
+    "later_stage_base": ([{"name": "a", "init": "/models/x", **SFT}, {"name": "b", "init": "base", **SFT}], True),
+    "eval_of_base_before_path": ([{"name": "ev", "type": "eval"}, {"name": "a", "init": "/models/x", **SFT}], True),
+    "eval_then_stage_after_it": ([{"name": "ev", "type": "eval", "init": "/models/x"},
+                                  {"name": "a", "init": "ev", **SFT}], False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_base_model_built_only_when_a_stage_reads_it(case, tmp_path, monkeypatch):
+    stages, built = CASES[case]
+    recipe = validate_recipe({"name": "t", "model": {"tiny": {}}, "stages": stages})
+    calls = []
+
+    def fake_build_tiny(spec, out):  # the real one takes ~9 s; only whether it runs matters here
+        calls.append(out)
+        out.mkdir(parents=True)
+        (out / "config.json").write_text("{}")
+
+    monkeypatch.setattr("rlvr.models.tiny.build_tiny", fake_build_tiny)
+    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    run = RunDir(tmp_path / "run")
+    runner._prepare_base_model(recipe, run, World.from_env())
+    assert run.base_model.is_dir() == built
+    assert len(calls) == int(built)
+
+
+def test_hub_model_recipe_builds_nothing(tmp_path):
+    recipe = validate_recipe({"name": "t", "model": {"name": "org/model"}, "stages": [{"name": "sft", **SFT}]})
+    run = RunDir(tmp_path / "run")
+    runner._prepare_base_model(recipe, run, World.from_env())
+    assert not run.base_model.exists()
