@@ -1,11 +1,27 @@
-"""The run directory contract (read by later stages, `rlvr report`, and outside tools):
+"""The run directory contract (read by later stages, `rlvr eval`, `rlvr report`, and outside tools):
 
-    RUN_DIR/config.yaml                               the fully resolved recipe
-    RUN_DIR/metrics.jsonl                             one JSON object per logged step: stage, step, time, metrics
-    RUN_DIR/summary.json                              {"stages": [{name, type, status, steps, metrics, output}]}
-    RUN_DIR/base_model/                               the locally built model, for `model: {tiny: ...}`
-    RUN_DIR/stages/<name>/checkpoints/step-<N>/       resumable state (atomic: written as .tmp-step-N, renamed)
-    RUN_DIR/stages/<name>/final/                      Hugging Face checkpoint (safetensors + config + tokenizer)
+    RUN_DIR/config.yaml                           the fully resolved recipe
+    RUN_DIR/metrics.jsonl                         one JSON object per logged step: stage, step, time, metrics
+    RUN_DIR/summary.json                          {"stages": [{name, type, status, steps, metrics, output}]}
+    RUN_DIR/base_model/                           the locally built model, for `model: {tiny: ...}`, when a
+                                                  stage starts from it
+    RUN_DIR/CHECKPOINT_REQUEST, CHECKPOINT_DONE   preemption request / acknowledgement (rlvr/preempt.py)
+    RUN_DIR/stages/<name>/checkpoints/step-<N>/   resumable state: DeepSpeed shards, trainer_state.json, RNG
+                                                  (atomic: written as .tmp-step-N, renamed)
+    RUN_DIR/stages/<name>/final/                  Hugging Face checkpoint (safetensors + config + tokenizer)
+    RUN_DIR/stages/<name>/exports/step-<N>/       Hugging Face checkpoint every `export_every` steps (atomic,
+                                                  all kept); a run-directory sweep evaluates it as <name>@<N>
+    RUN_DIR/stages/<name>/eval/                   an `eval` stage's sweep (summary `output`): spec.yaml,
+                                                  scores.json, generations/, report.md, scores.csv, plots/
+    RUN_DIR/stages/<name>/validation/step-<N>/    an rlvr stage's `validation` at step N: a one-checkpoint
+                                                  sweep (spec.yaml, scores.json, generations/)
+    RUN_DIR/stages/<name>/validation/             scores.json (every step merged), and at the stage's end
+                                                  report.md, scores.csv, plots/
+    RUN_DIR/report.md, scores.csv, plots/         written by `rlvr report RUN_DIR` (summary, eval-stage scores,
+                                                  training curves); never by `rlvr run`
+
+A stage's output is final/ for a training stage, eval/scores.json for an eval stage (docs/evaluation.md
+gives the sweep and report layouts).
 """
 
 from __future__ import annotations

@@ -50,3 +50,23 @@ def test_hub_model_recipe_builds_nothing(tmp_path):
     run = RunDir(tmp_path / "run")
     runner._prepare_base_model(recipe, run, World.from_env())
     assert not run.base_model.exists()
+
+
+def _contract_paths(text: str) -> set[str]:
+    """The first column of each `RUN_DIR/...` line of a run-directory listing."""
+    return {line.strip().split("  ")[0] for line in text.splitlines() if line.strip().startswith("RUN_DIR/")}
+
+
+def test_run_dir_contract_lists_every_output_in_rundir_and_readme():
+    from conftest import REPO
+
+    import rlvr.rundir
+
+    documented = _contract_paths(rlvr.rundir.__doc__)
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## The run directory"):readme.index("## Evaluation")]
+    assert _contract_paths(section) == documented
+    for path in ("RUN_DIR/stages/<name>/exports/step-<N>/", "RUN_DIR/stages/<name>/eval/",
+                 "RUN_DIR/stages/<name>/validation/step-<N>/", "RUN_DIR/stages/<name>/validation/",
+                 "RUN_DIR/report.md, scores.csv, plots/"):
+        assert path in documented, path
