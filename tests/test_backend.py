@@ -29,6 +29,41 @@ def test_two_rank_training_step_and_checkpoint_roundtrip(zero_stage, tmp_path):
     assert result["grad_norm"] == pytest.approx(result["hand_grad_norm"], rel=1e-5)
 
 
+SHARE_BY_STAGE = """
+import json, sys
+from rlvr.backend import DeepSpeedBackend
+from rlvr.config import BackendConfig, OptimConfig, TinyModelSpec
+from rlvr.generate import GenerationConfig
+from rlvr.generate.hf_engine import HFGenerator
+from rlvr.models.load import load_model
+from rlvr.models.tiny import build_tiny
+from rlvr.world import World
+
+path, world, out = sys.argv[1], World.from_env(), {}
+build_tiny(TinyModelSpec(hidden_size=64, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=128), path)
+for stage in (0, 1, 2, 3):
+    backend = DeepSpeedBackend.wrap(load_model(path, dtype="float32"), world=world, config=BackendConfig(zero_stage=stage),
+                                    optim=OptimConfig(lr=1e-3), dtype="float32", total_steps=2)
+    gen = HFGenerator(GenerationConfig(backend="hf", use_tqdm=False), path, world, dtype="float32", seed=0)
+    out[stage] = gen.share_weights(backend.module)
+    gen.close()
+    backend.close()
+print("SHARED", json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_hf_generator_shares_the_trainer_tensors_at_zero_0_to_2_not_3(tmp_path):
+    """docs/generation.md (HF backend): the module holds full parameters at ZeRO 0-2, so the HF generator
+    aliases them; ZeRO-3 partitions them, so it keeps a copy that sync_weights fills."""
+    from conftest import PYTHON
+
+    proc = run_cmd([PYTHON, "-c", SHARE_BY_STAGE, str(tmp_path / "tiny")], timeout=180)
+    assert proc.returncode == 0, tail(proc)
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("SHARED "))
+    assert json.loads(line.removeprefix("SHARED ")) == {"0": True, "1": True, "2": True, "3": False}
+
+
 def test_lr_schedule_shapes():
     # warm-up 2 of 10 steps, cosine to 10%
     f = [lr_factor(s, 10, 2, "cosine", 0.1) for s in range(10)]
