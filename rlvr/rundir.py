@@ -17,8 +17,8 @@
                                                   sweep (spec.yaml, scores.json, generations/)
     RUN_DIR/stages/<name>/validation/             scores.json (every step merged), and at the stage's end
                                                   report.md, scores.csv, plots/
-    RUN_DIR/report.md, scores.csv, plots/         written by `rlvr report RUN_DIR` (summary, eval-stage scores,
-                                                  training curves); never by `rlvr run`
+    RUN_DIR/report.md, scores.csv, plots/         written at the end of `rlvr run` and by `rlvr report RUN_DIR`
+                                                  (summary, eval-stage scores, training curves)
 
 A stage's output is final/ for a training stage, eval/scores.json for an eval stage (docs/evaluation.md
 gives the sweep and report layouts).

@@ -173,8 +173,21 @@ def run_recipe(recipe: Recipe, run_dir: Path | None = None, resume: bool = False
         tracker.close()
     world.print0(format_table(summary))
     world.print0(f"run directory: {run.root}")
+    if world.is_main:
+        _write_report(run)
     world.shutdown()
     return run
+
+
+def _write_report(run: RunDir) -> None:
+    """The run's report.md, scores.csv and plots (what `rlvr report RUN_DIR` writes). A report that
+    cannot be drawn is reported, not raised: the run itself has finished and is on disk."""
+    from rlvr.eval.report import ReportError, write_report
+
+    try:
+        print(f"report: {write_report(run.root)} (plots in {run.root / 'plots'})", flush=True)
+    except (ReportError, OSError, ValueError) as err:
+        print(f"report: not written ({err}); retry with `rlvr report {run.root}`", flush=True)
 
 
 def _run_stage(recipe: Recipe, run: RunDir, world: World, tracker: Tracker, i: int, entry: dict[str, Any],

@@ -42,6 +42,10 @@ def test_eval_stage_scores_the_previous_training_stage_and_passes_it_on(tmp_path
                 "chat-T0-p1-k1-len24-seed0.jsonl").read_text().splitlines()) == 4
     table = proc.stdout[proc.stdout.index("stage  type"):]
     assert f"check  eval  done    0      {entry['metrics']['accuracy']:.3f}" in table, table
+    # the run ends with its report: the eval stage's score in report.md, the plots beside it
+    assert f"report: {run / 'report.md'}" in proc.stdout, tail(proc)
+    assert f"{100 * entry['metrics']['accuracy']:.1f}" in (run / "report.md").read_text()
+    assert (run / "plots" / "scores_by_stage.png").stat().st_size > 10_000
 
     # export_every: step 2 exported (step 4 is final/), loadable as a Hugging Face checkpoint
     from transformers import AutoModelForCausalLM
