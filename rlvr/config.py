@@ -327,6 +327,9 @@ class RlvrStage(_StageCommon):
     """Phi-4 reward rebalancing: per group keep every positive and an equal number of random negatives."""
     prompt_filter: PromptFilterConfig = Field(default_factory=PromptFilterConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    validation: RlvrValidation | None = None
+    """Score the policy during training with the stage's own engine (docs/evaluation.md, Validation
+    during RL), e.g. {every: 20, protocol: one_shot_rlvr, benchmarks: {math500: {}}}. None: off."""
 
     @model_validator(mode="after")
     def _sizes(self) -> RlvrStage:
@@ -339,6 +342,10 @@ class RlvrStage(_StageCommon):
                             f"{self.mini_batch_prompts}")
         if self.clip_high < self.clip_low:
             problems.append(f"clip_high {self.clip_high} < clip_low {self.clip_low}; clip-higher means clip_high >= clip_low")
+        if self.validation is not None and self.validation.max_tokens() >= self.generation.max_model_len:
+            problems.append(f"validation: max_tokens {self.validation.max_tokens()} leaves no room for the prompt in "
+                            f"generation.max_model_len {self.generation.max_model_len} (validation uses the stage's "
+                            "engine); lower validation.settings.max_tokens or raise generation.max_model_len")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -493,6 +500,42 @@ class EvalOptions(Strict):
         if isinstance(self.benchmarks, list):
             return {name: {} for name in self.benchmarks}
         return {name: dict(over or {}) for name, over in self.benchmarks.items()}
+
+
+class RlvrValidation(EvalOptions):
+    """An rlvr stage's `validation`: every `every` optimizer steps (at step 0 with `at_start`, and at the
+    last step) the policy is scored with the stage's own engine, already synced to the trainer's
+    weights, through the same code as `rlvr eval` (rlvr.eval.sweep.evaluate_checkpoint), into
+    stages/<name>/validation/step-<N>/. The other keys are an eval stage's (protocol, benchmarks,
+    settings, ...); the recipe's `verifier` judges."""
+
+    every: int = Field(ge=1)
+    """Validate after every N optimizer steps (1-shot RLVR: 20, verl's test_freq)."""
+    at_start: bool = True
+    """Also validate the input model before the first step (verl's val_before_train)."""
+
+    @model_validator(mode="after")
+    def _resolve(self) -> RlvrValidation:
+        from rlvr.eval.spec import resolve_benchmarks  # rlvr.eval imports this module: import late
+
+        problems: list[str] = []
+        if "generation" in self.model_fields_set:
+            problems.append("generation: validation generates with the stage's own engine (the stage's "
+                            "`generation`); remove validation.generation")
+        resolve_benchmarks(self, problems)
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def resolve(self) -> tuple[dict[str, Any], dict[str, list[tuple[Any, int]]]]:
+        """(benchmark specs, [(EvalSetting, seed)] per benchmark), as an eval stage resolves them (YAML
+        only; the problems were reported when the recipe was loaded)."""
+        from rlvr.eval.spec import resolve_benchmarks
+
+        return resolve_benchmarks(self, [])
+
+    def max_tokens(self) -> int:
+        return max(s.max_tokens for runs in self.resolve()[1].values() for s, _ in runs)
 
 
 class EvalStage(EvalOptions):

@@ -94,42 +94,56 @@ def write_report_if_built(directory: Path) -> None:
 
 
 def evaluate_checkpoint(sweep: Sweep, ckpt: Checkpoint, problems: dict[str, list], world: World,
-                        stats: Counter, generate: bool = True) -> None:
+                        stats: Counter, generate: bool = True, *, generator=None, verifier=None,
+                        quiet: bool = False) -> None:
+    """Fill (or only re-judge) one checkpoint's caches. `generator`: an engine that already holds the
+    checkpoint's weights (an rlvr stage's validation: its own engine, synced to the trainer), used
+    instead of loading ckpt.path and left open; `verifier`: a started Verifier, reused wherever its
+    config is the one a benchmark needs, and left open. `quiet`: no per-benchmark line."""
     from rlvr.eval.templates import TEMPLATES
     from rlvr.verify import Verifier
 
-    engine: dict[str, Any] = {}  # started on first need
-    verifiers: dict[str, Verifier] = {}
+    engine: dict[str, Any] = {} if generator is None else {"generator": generator}  # else started on first need
+    verifiers: dict[str, Verifier] = {} if verifier is None else {_config_key(verifier.config): verifier}
     try:
         for name, runs in sweep.settings.items():
             t0, before, parts = time.time(), stats["generated"], []
             config = sweep.verifier_for(name)
-            verifier = verifiers.setdefault(json.dumps(config.model_dump(mode="json")), Verifier(config))
+            key = _config_key(config)
+            if key not in verifiers:
+                verifiers[key] = Verifier(config)
+            judge_with = verifiers[key]
             for setting, seed in runs:
                 cache = CacheFile(sweep.out, ckpt.slug, name, setting.key(seed))
                 template = TEMPLATES[setting.template]
                 missing = world.broadcast_object(
-                    _or_error(open_cache, cache, sweep, ckpt, name, setting, seed, problems[name], verifier, stats)
+                    _or_error(open_cache, cache, sweep, ckpt, name, setting, seed, problems[name], judge_with, stats)
                     if world.is_main else None)
                 if isinstance(missing, SweepError):
                     raise missing
                 if missing and generate:
                     if "generator" not in engine:
                         engine["generator"] = start_generator(sweep, ckpt, world)
-                    fill_cache(cache, engine["generator"], verifier, template, setting, seed, problems[name],
+                    fill_cache(cache, engine["generator"], judge_with, template, setting, seed, problems[name],
                                missing, sweep.chunk_size, world, stats)
                 if world.is_main:
                     rows = cache.read()
                     score = score_cache(rows, problems[name], setting.k)
                     parts.append(f"T{setting.temperature:g} k{setting.k} s{seed} "
                                  + (f"{score['avg@k']:.3f}" if score else "incomplete"))
-            world.print0(f"[eval] {ckpt.label} {name}: {' | '.join(parts)}  (n={len(problems[name])}, "
-                         f"generated {stats['generated'] - before}, {time.time() - t0:.1f} s)")
+            if not quiet:
+                world.print0(f"[eval] {ckpt.label} {name}: {' | '.join(parts)}  (n={len(problems[name])}, "
+                             f"generated {stats['generated'] - before}, {time.time() - t0:.1f} s)")
     finally:
-        if "generator" in engine:
+        if "generator" in engine and engine["generator"] is not generator:
             engine["generator"].close()
         for v in verifiers.values():
-            v.close()
+            if v is not verifier:
+                v.close()
+
+
+def _config_key(config) -> str:
+    return json.dumps(config.model_dump(mode="json"), sort_keys=True)
 
 
 def _or_error(fn, *args):

@@ -18,7 +18,8 @@ One step, as implemented:
      a gap above generation.probe_threshold stops the run (stale or garbage weights). The hf backend
      under ZeRO 0-2 shares the trainer's parameter tensors instead: nothing to push or probe, the sync
      only checks that the tensors are still shared;
-  7. metrics, checkpoint, preemption check.
+  7. validation when due (`validation`: every N steps, at step 0, at the last step; the same engine
+     scores benchmarks through rlvr.eval's sweep code), metrics, checkpoint, preemption check.
 Departures from the papers are options, documented in docs/algorithms.md; the 1-shot recipe makes one
 update per step (the released code) although the paper's text says 8.
 
@@ -28,11 +29,14 @@ RECIPE` (one engine per rank, external_launcher).
 
 from __future__ import annotations
 
+import json
 import math
 import random
+import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -370,6 +374,111 @@ def rollout_metrics(world, rollouts: list[Rollout]) -> dict[str, float]:
     return out
 
 
+# ------------------------------------------------------------------------------------ validation
+class Validation:
+    """`validation: {every: N, ...}`: the policy scored every N optimizer steps (at step 0 with
+    at_start, and at the last step) by the stage's own engine, already synced to the trainer's weights
+    (no second engine, no reload), through the sweep's own code: rlvr.eval.sweep.evaluate_checkpoint
+    (templates, problems, the recipe's verifier, cache, score_records). Each validation is a sweep of
+    one checkpoint, labelled `<stage>@<N>` at the run's global step as a sweep over the run directory
+    labels the export of that step, written to stages/<name>/validation/step-<N>/ (generations/,
+    spec.yaml, scores.json); validation/scores.json merges every step (`rlvr report` reads it).
+    Validations run before the step's checkpoint, so a resumed run finds those up to its resume step
+    done and does not repeat them; those after it belong to a lost trajectory and are deleted."""
+
+    def __init__(self, ctx: StageContext, start: int):
+        from rlvr.eval.benchmarks import load_problems
+
+        self.ctx, self.cfg = ctx, ctx.cfg.validation
+        self.root = ctx.run.stage(ctx.name) / "validation"
+        self.benchmarks, self.settings = self.cfg.resolve()
+        self.problems = {name: load_problems(spec) for name, spec in self.benchmarks.items()}
+        summary = {s["name"]: s for s in ctx.run.read_summary()["stages"]}
+        self.offset = sum(int(summary.get(s.name, {}).get("steps") or 0) for s in ctx.recipe.stages[: ctx.index])
+        if ctx.world.is_main:
+            for step, path in self.done():
+                if step > start:
+                    shutil.rmtree(path)
+                    print(f"[{ctx.name}] removed validation at step {step}: after the resume step {start}", flush=True)
+            self.merge()
+        ctx.world.barrier()
+
+    def due(self, step: int, total: int) -> bool:
+        return step == 0 and self.cfg.at_start or step > 0 and (step % self.cfg.every == 0 or step == total)
+
+    def done(self) -> list[tuple[int, Path]]:
+        found = [(int(d.name.split("-")[1]), d) for d in self.root.glob("step-*") if d.name.split("-")[1].isdigit()]
+        return sorted(found)
+
+    def run(self, generator: Any, verifier: Any, step: int) -> dict[str, float]:
+        """Score the generator's current weights; returns val/<benchmark>/avg@k, val/accuracy (their
+        mean), val/generated and val/seconds (all ranks), and prints one line."""
+        from rlvr.eval.spec import Checkpoint, Sweep
+        from rlvr.eval.sweep import collect_scores, evaluate_checkpoint
+        from rlvr.rundir import write_atomic
+
+        ctx, world, t0 = self.ctx, self.ctx.world, time.perf_counter()
+        out = self.root / f"step-{step}"
+        ckpt = Checkpoint(label=f"{ctx.name}@{step}", path=str(out), stage=ctx.name, step=self.offset + step)
+        sweep = Sweep(name=f"{ctx.recipe.name}.{ctx.name}.validation", protocol=self.cfg.protocol, checkpoints=[ckpt],
+                      benchmarks=self.benchmarks, settings=self.settings, verifier=ctx.recipe.verifier,
+                      generation=ctx.cfg.generation, dtype=ctx.recipe.model.dtype, out=out,
+                      chunk_size=self.cfg.chunk_size, spec=self.cfg.model_dump(mode="json", exclude={"generation"}))
+        if world.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            write_atomic(out / "spec.yaml", _yaml(sweep.resolved()))
+        stats: Counter = Counter()
+        evaluate_checkpoint(sweep, ckpt, self.problems, world, stats, generator=generator, verifier=verifier, quiet=True)
+        scores = None
+        if world.is_main:
+            scores = collect_scores(sweep, self.problems)
+            write_atomic(out / "scores.json", json.dumps(scores, indent=2) + "\n")
+            self.merge()
+        scores = world.broadcast_object(scores)
+        by_bench: dict[str, list[float]] = {}
+        for row in scores["rows"]:
+            by_bench.setdefault(row["benchmark"], []).append(row["avg@k"])
+        avg = {name: sum(v) / len(v) for name, v in by_bench.items()}
+        metrics = {f"val/{name}/avg@k": v for name, v in avg.items()}
+        metrics["val/accuracy"] = sum(avg.values()) / len(avg)
+        metrics["val/generated"] = float(stats["generated"])
+        metrics["val/seconds"] = time.perf_counter() - t0
+        world.print0(f"[{ctx.name}] validation at step {step}: "
+                     + " | ".join(f"{name} {v:.3f}" for name, v in avg.items())
+                     + f" | accuracy {metrics['val/accuracy']:.3f} (avg@k; generated {stats['generated']}, "
+                     f"{metrics['val/seconds']:.1f} s) -> {out}")
+        return metrics
+
+    def merge(self) -> None:
+        """Rank 0: validation/scores.json, every step's rows in step order (an eval directory for
+        `rlvr report`)."""
+        from rlvr.rundir import write_atomic
+
+        parts = [json.loads((d / "scores.json").read_text()) for _, d in self.done() if (d / "scores.json").is_file()]
+        if not parts:
+            return
+        merged = {**parts[0], "checkpoints": [c for p in parts for c in p["checkpoints"]],
+                  "rows": [r for p in parts for r in p["rows"]]}
+        write_atomic(self.root / "scores.json", json.dumps(merged, indent=2) + "\n")
+
+    def report(self) -> None:
+        """Rank 0, at the end of the stage: validation/report.md and plots (score vs step)."""
+        if not (self.ctx.world.is_main and (self.root / "scores.json").is_file()):
+            return
+        from rlvr.eval.sweep import write_report_if_built
+
+        try:
+            write_report_if_built(self.root)
+        except Exception as err:  # the scores are written; a plotting failure must not fail training
+            print(f"[{self.ctx.name}] validation report not written: {err!r}", flush=True)
+
+
+def _yaml(data: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False)
+
+
 # ------------------------------------------------------------------------------------ the stage
 def main(ctx: StageContext) -> StageResult:
     from rlvr.generate import build_generator
@@ -405,6 +514,9 @@ def main(ctx: StageContext) -> StageResult:
                  f"rollouts per step, {plan.updates * cfg.ppo_epochs} update(s) per step, grad_accum {plan.grad_accum}"
                  f"{', generating from the trainer weights' if shared else ''}; "
                  f"steps {start}->{plan.total_steps}")
+    validation = Validation(ctx, start) if cfg.validation is not None else None
+    if validation is not None and start == 0 and validation.due(0, plan.total_steps):
+        ctx.tracker.log(cfg.name, 0, validation.run(generator, verifier, 0))
     bar = progress(plan.total_steps, cfg.name, enabled=world.is_main, initial=start)
     history: list[dict[str, float]] = []
     for step in range(start, plan.total_steps):
@@ -446,6 +558,8 @@ def main(ctx: StageContext) -> StageResult:
                    "temperature": temp, "gen/tokens_per_s": gen_stats.get("gen/tokens_per_s", 0.0),
                    "time/generate": t_gen - t0, "time/prepare": t_prep - t_gen, "time/train": t_train - t_prep,
                    "time/sync": t_sync - t_train, "time/sync_push": sync_s, "time/step": t_sync - t0}
+        if validation is not None and validation.due(step + 1, plan.total_steps):
+            metrics.update(validation.run(generator, verifier, step + 1))                     # 7
         ctx.tracker.log(cfg.name, step + 1, metrics)
         history.append(metrics)
         bar.update(1)
@@ -457,6 +571,8 @@ def main(ctx: StageContext) -> StageResult:
     final = ctx.finish(backend, tokenizer, start, plan.total_steps, data_id)
     generator.close()
     verifier.close()
+    if validation is not None:
+        validation.report()
     return StageResult(steps=plan.total_steps, metrics=summarize(history), output=str(final))
 
 
@@ -476,6 +592,10 @@ def summarize(history: list[dict[str, float]]) -> dict[str, float]:
     k = max(1, len(history) // 4)
     first, last = history[:k], history[-k:]
     mean = lambda rows, key: sum(r[key] for r in rows) / len(rows)  # noqa: E731
-    return {"reward_first": mean(first, "reward/mean"), "reward_last": mean(last, "reward/mean"),
-            "accuracy_first": mean(first, "accuracy"), "accuracy_last": mean(last, "accuracy"),
-            "gap_max": max(r.get("gen/logprob_gap_max", 0.0) for r in history)}
+    out = {"reward_first": mean(first, "reward/mean"), "reward_last": mean(last, "reward/mean"),
+           "accuracy_first": mean(first, "accuracy"), "accuracy_last": mean(last, "accuracy"),
+           "gap_max": max(r.get("gen/logprob_gap_max", 0.0) for r in history)}
+    validated = [r["val/accuracy"] for r in history if "val/accuracy" in r]
+    if validated:
+        out["val_accuracy_last"] = validated[-1]
+    return out
