@@ -50,6 +50,7 @@ AVERAGE = "six_benchmark_average"
 CURVES = {
     "reward/mean": ("reward (mean; band = std over rollouts)", False, "reward/std"),
     "accuracy": ("accuracy", True, None),
+    "val/accuracy": ("validation accuracy (held-out, mean avg@k)", True, None),
     "entropy": ("entropy (nats/token)", False, None),
     "kl": ("KL to reference", False, None),
     "response/length_mean": ("response length (tokens, mean)", False, None),
@@ -57,7 +58,7 @@ CURVES = {
     "margin": ("DPO margin (chosen - rejected)", False, None),
 }
 STAGE_CURVES = {
-    "rlvr": ("reward/mean", "accuracy", "entropy", "kl", "response/length_mean"),
+    "rlvr": ("reward/mean", "accuracy", "val/accuracy", "entropy", "kl", "response/length_mean"),
     "dpo": ("loss", "accuracy", "margin"),
     "midtrain": ("loss",),
     "sft": ("loss",),

@@ -248,3 +248,18 @@ def test_import_and_help_stay_light():
             "print('HEAVY', [m for m in ('matplotlib', 'torch', 'numpy') if m in sys.modules])\n")
     proc = run_cmd([PYTHON, "-c", code], timeout=60)
     assert "HEAVY []" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_rl_training_curves_include_validation_when_logged():
+    from rlvr.eval.report import _curve_keys
+
+    records = [{"stage": "rl", "step": 0, "val/accuracy": 0.3, "val/toy/avg@1": 0.3}]
+    records += [{"stage": "rl", "step": s, "reward/mean": 0.1 * s, "accuracy": 0.1 * s, "entropy": 0.5, "kl": 0.0,
+                 "response/length_mean": 40.0, **({"val/accuracy": 0.3 + 0.05 * s} if s % 2 == 0 else {})}
+                for s in range(1, 5)]
+    notes: list[str] = []
+    assert _curve_keys("rl", "rlvr", records, notes) == [
+        "reward/mean", "accuracy", "val/accuracy", "entropy", "response/length_mean"]
+    assert notes == ["Stage `rl`: `kl` is 0 at every logged step; no panel drawn."]
+    assert _curve_keys("rl", "rlvr", records[1:2], []) == ["reward/mean", "accuracy", "entropy",
+                                                           "response/length_mean"]  # no validation logged: no panel
