@@ -270,7 +270,7 @@ def test_usr1_checkpoints_requeues_and_resumes_to_the_same_result(tmp_path, refe
 
 # The RL stage: rollouts (HF sampler: starts faster than vLLM on CPU), rewards, a GRPO update with an
 # entropy bonus (so the weights move even while the tiny untrained model earns no reward).
-RL_STEPS = 6
+RL_STEPS = 30  # long enough that SIGUSR1 lands mid-stage: an RL step here takes ~0.2 s
 RL_OVERRIDES = [
     OVERRIDES[0],
     "stages=[{name: rl, type: rlvr, data: {toy: {n: 200, levels: [1]}}, prompts_per_step: 4,"

@@ -38,4 +38,5 @@ def test_gold_round_trip(name, shared_data, verifiers):
         if (res.score == 1.0) != want
     ]
     assert wrong == []
-    assert max(r.seconds for r in results) <= 1.0 + 1.0  # timeout plus slack for a loaded CI box
+    # no hang: the 1 s timeout bounds every verdict (slack for worker restarts on a loaded 2-core CI box)
+    assert max(r.seconds for r in results) <= 1.0 + 4.0
