@@ -139,6 +139,23 @@ class ToyData(Strict):
     n: int = Field(2000, ge=1)
     levels: list[Annotated[int, Field(ge=1, le=6)]] = Field(default_factory=lambda: [1, 2, 3, 4])
     seed: int = 0
+    distinct: bool = False
+    """Every problem at most once (a level whose split is used up stops being drawn); benchmarks set it."""
+    teacher_error: float = Field(0.0, ge=0, le=1)
+    """Fraction of rows whose worked solution (and the answer it ends with) comes from a teacher that
+    forgets carries; the row's `answer` stays true. Train split only (rlvr/data/toy.py)."""
+
+    @model_validator(mode="after")
+    def _clean_test(self) -> ToyData:
+        if self.teacher_error and self.split == "test":
+            raise ValueError("teacher_error applies to the train split only: held-out problems keep correct solutions")
+        return self
+
+    def rows(self) -> list[dict[str, object]]:
+        from rlvr.data.toy import toy_rows
+
+        return toy_rows(self.split, self.n, self.levels, self.seed, distinct=self.distinct,
+                        teacher_error=self.teacher_error)
 
 
 FIELD_PRESETS: dict[str, dict[str, str]] = {

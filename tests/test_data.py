@@ -7,12 +7,14 @@ import re
 
 import pytest
 import torch
+from pydantic import ValidationError
 
 from rlvr.config import DataConfig, TinyModelSpec
 from rlvr.data.lm import IGNORE, collate, document_ids, pack, pack_examples, sft_example, shift
 from rlvr.data.sources import DataError, load_rows
-from rlvr.data.toy import LEVELS, toy_rows
+from rlvr.data.toy import LEVELS, add_forgetting_carries, split_size, toy_rows
 from rlvr.models.tiny import build_model, build_tokenizer
+from rlvr.verify import verify_batch
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +37,45 @@ def test_toy_is_deterministic_and_splits_are_disjoint():
     train = {r["prompt"] for r in toy_rows("train", 5000, list(LEVELS), seed=0)}
     test = {r["prompt"] for r in toy_rows("test", 500, list(LEVELS), seed=0)}
     assert test and not train & test
+
+
+def test_toy_distinct_draws_each_problem_once_and_knows_when_a_split_runs_out():
+    rows = toy_rows("test", 200, [1, 2], seed=0, distinct=True)
+    assert len({r["prompt"] for r in rows}) == 200
+    assert sum(r["level"] == 1 for r in rows) == split_size(1, "test") == 9  # level 1 used up, then level 2 only
+    assert len({r["prompt"] for r in toy_rows("test", 200, [1, 2], seed=0)}) < 200  # without: repeats
+    assert toy_rows("test", 30, [1, 2], seed=0, distinct=True) == rows[:30]  # a prefix of a longer draw
+    with pytest.raises(ValueError, match="hold only"):
+        toy_rows("test", 9 + split_size(2, "test") + 1, [1, 2], distinct=True)
+
+
+def test_toy_teacher_error_corrupts_that_fraction_of_train_solutions_and_nothing_else():
+    clean = toy_rows("train", 400, [1, 2], seed=5)
+    noisy = toy_rows("train", 400, [1, 2], seed=5, teacher_error=0.3)
+    assert noisy == toy_rows("train", 400, [1, 2], seed=5, teacher_error=0.3)  # deterministic
+    assert [r["prompt"] for r in noisy] == [r["prompt"] for r in clean]  # same problems
+    assert [r["answer"] for r in noisy] == [r["answer"] for r in clean]  # the true answers
+    buggy = [(c, r) for c, r in zip(clean, noisy, strict=True) if "carry" not in r["response"]
+             and "carry" in c["response"]]
+    teacher = [r for c, r in zip(clean, noisy, strict=True) if r["response"] != c["response"]]
+    carrying = [c for c in clean if "carry" in c["response"]]
+    assert len(teacher) == len(buggy)  # a teacher row reads differently only where a carry occurs
+    assert 0.22 < len(buggy) / len(carrying) < 0.38  # 120 of the 400 rows come from the buggy teacher
+    for c, r in buggy:
+        boxed = re.search(r"\\boxed\{(\d+)\}", r["response"]).group(1)
+        a, b = map(int, re.match(r"What is (\d+) \+ (\d+)\?", r["prompt"]).groups())
+        assert boxed == str(add_forgetting_carries(a, b)) != r["answer"] == str(a + b)
+        wrong, right = verify_batch([r["response"], c["response"]], [r["answer"]] * 2)
+        assert (wrong.score, right.score) == (0.0, 1.0)
+    everything = toy_rows("train", 400, [1, 2], seed=5, teacher_error=1.0)
+    assert all("carry" not in r["response"] for r in everything)
+    assert sum(r["response"] != c["response"] for r, c in zip(everything, clean, strict=True)) == len(carrying)
+    with pytest.raises(ValueError, match="train split only"):
+        toy_rows("test", 10, [2], teacher_error=0.3)
+    with pytest.raises(ValidationError, match="train split only"):
+        DataConfig.model_validate({"toy": {"split": "test", "teacher_error": 0.3}})
+    rows = load_rows(DataConfig.model_validate({"toy": {"n": 400, "levels": [1, 2], "seed": 5, "teacher_error": 0.3}}))
+    assert rows == noisy  # a recipe's data.toy.teacher_error reaches the rows
 
 
 # ------------------------------------------------------------------------------------ SFT masking

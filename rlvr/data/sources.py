@@ -77,9 +77,7 @@ def load_rows(cfg: DataConfig, *, needs: tuple[str, ...] | None = None) -> list[
     `needs`: the canonical fields the stage uses; a preset field outside it may be absent from the
     source. Fields mapped explicitly in `data.fields` are always required."""
     if cfg.toy is not None:
-        from rlvr.data.toy import toy_rows
-
-        rows = toy_rows(cfg.toy.split, cfg.toy.n, cfg.toy.levels, cfg.toy.seed)
+        rows = cfg.toy.rows()
         return rows[: cfg.limit] if cfg.limit else rows
     if cfg.rows is not None:
         raw, where = list(cfg.rows), "recipe rows"

@@ -202,9 +202,7 @@ def load_problems(spec: BenchmarkSpec) -> list[Problem]:
     from rlvr.data.sources import DataError
 
     if spec.source() == "toy":
-        from rlvr.data.toy import toy_rows
-
-        rows = toy_rows(spec.toy.split, spec.toy.n, spec.toy.levels, spec.toy.seed)
+        rows = spec.toy.rows()  # the toy spec sets distinct: a repeated problem would shrink the stderr
         problems = [Problem(i, str(i), str(r["prompt"]), str(r["answer"])) for i, r in enumerate(rows)]
         return problems[: spec.limit] if spec.limit else problems
     if spec.source() == "none":

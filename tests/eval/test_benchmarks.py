@@ -112,6 +112,7 @@ def test_toy_is_the_held_out_split():
     spec = load_benchmark("toy")
     problems = load_problems(spec)
     assert spec.toy.split == "test" and len(problems) == 200 == spec.expected_rows
+    assert len({p.problem for p in problems}) == 200  # distinct: a repeat would understate the stderr
     train = {r["prompt"] for r in toy_rows("train", 5000, [1, 2], seed=0)}
     assert not train & {p.problem for p in problems}
     for p in problems:
