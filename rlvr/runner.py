@@ -32,6 +32,9 @@ def quiet_libraries() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    # vLLM logs ~20 warning lines per engine start on CPU (no triton, no tcmalloc, kernel re-registration);
+    # an eval stage starts one per checkpoint. Errors still show; VLLM_LOGGING_LEVEL=WARNING brings them back.
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
     import torch
 
     if not torch.cuda.is_available():

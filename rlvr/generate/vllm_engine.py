@@ -66,6 +66,7 @@ class VLLMGenerator:
             seed=seed + self.dp_rank,
             # Completion.logprobs: the distribution tokens are sampled from (after T, top-k, top-p).
             logprobs_mode="processed_logprobs",
+            use_tqdm_on_load=False,  # a bar per weight load; engines start per eval checkpoint
         )
         if gpu:
             kwargs["gpu_memory_utilization"] = config.gpu_memory_utilization
