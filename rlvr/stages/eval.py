@@ -44,9 +44,17 @@ def build_sweep(ctx: StageContext, checkpoint: Checkpoint) -> Sweep:
 
 
 def main(ctx: StageContext) -> StageResult:
-    from rlvr.eval.sweep import run_sweep
+    from rlvr.eval.sweep import run_sweep, stale_caches
 
-    sweep = build_sweep(ctx, checkpoint_of(ctx))
+    checkpoint = checkpoint_of(ctx)
+    sweep = build_sweep(ctx, checkpoint)
+    if ctx.world.is_main and (stale := stale_caches(sweep.out, checkpoint)):
+        # the stage before was rerun (--from-stage, or a run dir reused): its cached answers are not this model's
+        print(f"[{ctx.name}] {len(stale) // 2} cached file(s) came from earlier weights of {checkpoint.path}: "
+              "regenerating them", flush=True)
+        for path in stale:
+            path.unlink(missing_ok=True)
+    ctx.world.barrier()
     scores = run_sweep(sweep, ctx.world)
     scores = ctx.world.broadcast_object(scores)
     by_bench: dict[str, list[float]] = {}

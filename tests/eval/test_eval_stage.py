@@ -62,3 +62,9 @@ def test_eval_stage_scores_the_previous_training_stage_and_passes_it_on(tmp_path
     assert proc.returncode == 0, tail(proc)
     assert "rlvr eval: 0 completions generated, 4 reused from the cache" in proc.stdout, tail(proc)
     assert f"[more] start: sft from {run / 'stages' / 'sft' / 'final'}" in proc.stdout
+
+    # sft retrained in place: the eval's cached answers belong to the old weights and are regenerated
+    proc = _run(run, "--from-stage", "sft")
+    assert proc.returncode == 0, tail(proc)
+    assert "[check] 1 cached file(s) came from earlier weights" in proc.stdout, tail(proc)
+    assert "rlvr eval: 4 completions generated, 0 reused from the cache" in proc.stdout, tail(proc)
