@@ -80,16 +80,14 @@ def run_sweep(sweep: Sweep, world: World, *, checkpoint_index: int | None = None
     scores = collect_scores(sweep, problems)
     write_atomic(sweep.out / "scores.json", json.dumps(scores, indent=2) + "\n")
     if report:
-        write_report_if_built(sweep.out)
+        print_report(sweep.out)
     world.print0(f"scores: {sweep.out / 'scores.json'}")
     return scores
 
 
-def write_report_if_built(directory: Path) -> None:
-    try:
-        from rlvr.eval.report import write_report
-    except ImportError:  # rlvr report is being built in parallel (#7); scores.json is complete without it
-        return
+def print_report(directory: Path) -> None:
+    from rlvr.eval.report import write_report
+
     print(f"report: {write_report(directory)}", flush=True)
 
 

@@ -465,10 +465,10 @@ class Validation:
         """Rank 0, at the end of the stage: validation/report.md and plots (score vs step)."""
         if not (self.ctx.world.is_main and (self.root / "scores.json").is_file()):
             return
-        from rlvr.eval.sweep import write_report_if_built
+        from rlvr.eval.sweep import print_report
 
         try:
-            write_report_if_built(self.root)
+            print_report(self.root)
         except Exception as err:  # the scores are written; a plotting failure must not fail training
             print(f"[{self.ctx.name}] validation report not written: {err!r}", flush=True)
 
