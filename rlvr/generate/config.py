@@ -43,6 +43,10 @@ class GenerationConfig(BaseModel):
     is re-pushed by the next sync anyway)."""
     hf_batch_size: int = Field(64, ge=1)
     """hf backend: sequences (requests x n) per `generate` batch."""
+    hf_fast_decode: bool = True
+    """hf backend: decode Llama-family models (Qwen2, Llama, Mistral without sliding window) with rlvr's own
+    loop (rlvr/generate/hf_decode.py: same logits to ~1e-6, ~2x faster per token on small models). Other
+    architectures, or False, use transformers `generate`; `last_stats["gen/fast_decode"]` says which ran."""
     probe_sequences: int = Field(4, ge=1)
     """Fixed sequences scored by both trainer and engine after each weight sync."""
     probe_length: int = Field(32, ge=4)

@@ -1,6 +1,7 @@
-"""The same Generator interface on transformers `generate`: for installs without vLLM and for
-debugging. Batched (left padding, KV cache), seeded, with the same log-prob definition as vLLM's
-"processed_logprobs": log_softmax of the scores after temperature, top-k and top-p."""
+"""The same Generator interface on transformers models: for installs without vLLM and for debugging.
+Batched (left padding, KV cache), seeded, with the same log-prob definition as vLLM's
+"processed_logprobs": log_softmax of the scores after temperature, top-k and top-p. Llama-family
+models decode through rlvr's own loop (`hf_decode.decode`), others through transformers `generate`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Iterable
 import torch
 
 from rlvr.generate.config import GenerationConfig
+from rlvr.generate.hf_decode import decode, unsupported_reason
 from rlvr.generate.types import (
     Completion,
     Request,
@@ -30,6 +32,12 @@ class HFGenerator:
         self.config, self.world = config, world
         self.tokenizer = load_tokenizer(model_path)
         self.model = load_model(model_path, dtype=dtype).to(world.device).eval()
+        # why rlvr's own decode loop cannot run this model (None: it runs, unless hf_fast_decode is off)
+        self.fast_decode_refused = unsupported_reason(self.model)
+        self.fast_decode = config.hf_fast_decode and self.fast_decode_refused is None
+        if config.hf_fast_decode and self.fast_decode_refused and world.is_main:
+            print(f"[generate] hf backend uses transformers generate: rlvr's decode loop does not support "
+                  f"{self.fast_decode_refused}", flush=True)
         self._rng = random.Random(seed + world.rank)
         self.last_stats: dict[str, float] = {}
         self.shares_weights = False
@@ -104,6 +112,14 @@ class HFGenerator:
         width = max(map(len, prompts))
         ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
+        stop_ids = {self.tokenizer.eos_token_id, *s.stop_token_ids}
+        if self.fast_decode:  # stop strings are cut afterwards by _completion, as for generate's rows
+            generator = torch.Generator(device=self.device).manual_seed(seed)
+            new_ids, lp = decode(self.model, ids, mask, max_new_tokens=s.max_tokens, temperature=s.temperature,
+                                 top_k=s.top_k, top_p=s.top_p, stop_ids=stop_ids, pad_id=pad, generator=generator)
+            lps = lp.tolist() if s.logprobs else [None] * len(prompts)
+            return [self._completion(prompt, toks, s, row_lp, stop_ids)
+                    for prompt, toks, row_lp in zip(prompts, new_ids.tolist(), lps, strict=True)]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=self._gen_config(s),
@@ -113,7 +129,6 @@ class HFGenerator:
         if s.logprobs:  # one log_softmax over [B, S, V] and a gather, not one per token
             scores = torch.stack(out.scores, dim=1).float()
             lps = torch.log_softmax(scores, dim=-1).gather(-1, new_ids[..., None])[..., 0].tolist()
-        stop_ids = {self.tokenizer.eos_token_id, *s.stop_token_ids}
         return [self._completion(prompt, toks, s, lp, stop_ids)
                 for prompt, toks, lp in zip(prompts, new_ids.tolist(), lps, strict=True)]
 
@@ -159,6 +174,7 @@ class HFGenerator:
         seconds = time.perf_counter() - start
         n_out = sum(len(c.completion_ids) for c in comps)
         self.last_stats = throughput(sum(map(len, flat)), n_out, seconds, len(flat))
+        self.last_stats["gen/fast_decode"] = float(self.fast_decode)
         return [comps[i * sampling.n:(i + 1) * sampling.n] for i in range(len(prompts))]
 
     @torch.no_grad()
