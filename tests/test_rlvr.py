@@ -241,3 +241,28 @@ def test_single_update_shortcut_equals_the_old_logprob_pass(tis_cap):
         assert a[key] == pytest.approx(b[key], abs=1e-6), key
     for x, y in zip(wa, wb, strict=True):
         assert torch.allclose(x, y, atol=1e-6)
+
+
+def test_micro_batches_hold_like_lengths_and_give_the_whole_batch_update():
+    """train_on cuts micro-batches from the mini-batch sorted by length: fewer padded tokens than cutting
+    it in rollout order, and the same update (weights to 1e-6) as one micro-batch of everything."""
+    from rlvr.config import RlvrStage
+    from rlvr.stages.rlvr import Plan, train_on
+    from rlvr.world import World
+
+    cfg = RlvrStage(name="rl", type="rlvr", data={"toy": {}})
+    weights, seen = {}, {}
+    for micro, accum in ((6, 1), (2, 3)):
+        backend, widths = _PlainBackend(_random_lm()), []
+        plain = backend.forward
+        backend.forward = lambda **inputs: widths.append(inputs["input_ids"].numel()) or plain(**inputs)  # noqa: B023
+        ctx = types.SimpleNamespace(cfg=cfg, world=World(), micro_batch_size=micro)
+        train_on(ctx, backend, _rollouts(), Plan(prompts_local=3, updates=1, mini_local=3, grad_accum=accum, total_steps=1),
+                 0, 0.7, single_update=True)
+        weights[micro], seen[micro] = [p.detach().clone() for p in backend.module.parameters()], sum(widths)
+    for x, y in zip(weights[6], weights[2], strict=True):
+        assert torch.allclose(x, y, atol=1e-6)
+    rows = _rollouts()
+    in_order = sum(2 * (max(len(r.prompt_ids) for r in pair) + max(len(r.completion_ids) for r in pair))
+                   for pair in (rows[0:2], rows[2:4], rows[4:6]))
+    assert seen[2] < in_order, (seen[2], in_order)

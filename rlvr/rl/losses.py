@@ -135,7 +135,12 @@ def entropy(logits: Tensor) -> Tensor:
     fp32. (Equal to logsumexp(z) - sum p z, but without subtracting two large numbers, which loses
     digits when logits are large.) Pass temperature-scaled logits (z = logits / T) to get the
     sampling distribution's entropy. [B,T,V] -> [B,T]."""
-    logp = torch.log_softmax(logits.float(), dim=-1)
+    return entropy_of_logprobs(torch.log_softmax(logits.float(), dim=-1))
+
+
+def entropy_of_logprobs(logp: Tensor) -> Tensor:
+    """H = -sum_v p_v log p_v from full-vocabulary log-probabilities [B,T,V] -> [B,T]: lets the RL step
+    take the token log-probs and the entropy from one log_softmax of the scaled logits."""
     return -(logp.exp() * logp).sum(-1)
 
 

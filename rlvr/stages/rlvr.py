@@ -45,7 +45,7 @@ from rlvr.config import TemperatureSchedule
 from rlvr.data.lm import chat_messages, render_prompt
 from rlvr.data.sources import load_rows
 from rlvr.rl.advantages import ESTIMATORS
-from rlvr.rl.losses import aggregate, entropy, kl, policy_loss, tis_weights, token_logprobs
+from rlvr.rl.losses import aggregate, entropy_of_logprobs, kl, policy_loss, tis_weights
 from rlvr.stages.context import StageContext, StageResult, fingerprint
 from rlvr.tracking import progress
 from rlvr.train.causal_lm import EpochOrder
@@ -269,12 +269,20 @@ def forward_response(model_fn, batch: list[Rollout], pad_id: int, device, temp: 
     resp = model_fn(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False,
                     logits_to_keep=keep).logits  # [B,T,V]
     tokens, mask = ids[:, P:], attn[:, P:].to(torch.float32)
-    logp = token_logprobs(resp, tokens, temp)
+    logp_all = torch.log_softmax(resp.float() / temp, dim=-1)  # [B,T,V]: one pass serves logp and entropy
+    logp = logp_all.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
     ent = None
     if with_entropy:
         with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
-            ent = entropy(resp.float() / temp)
+            ent = entropy_of_logprobs(logp_all)
     return logp, mask, ent
+
+
+def _length(r: Rollout) -> tuple[int, int]:
+    """Sort key that puts rollouts of like padded width into the same micro-batch. The loss of a
+    micro-batch is normalised by the whole mini-batch's counts (n_tokens, n_seqs), so how the
+    mini-batch is split into micro-batches does not change the update, only the padding."""
+    return len(r.completion_ids), len(r.prompt_ids)
 
 
 def _dummy(pad_id: int) -> Rollout:
@@ -287,7 +295,7 @@ def precompute_logprobs(ctx, backend, reference, rollouts: list[Rollout], pad_id
     reference (when the KL term is on), micro-batch by micro-batch."""
     micro = ctx.micro_batch_size
     n_chunks = int(max(ctx.world.all_gather_object(math.ceil(len(rollouts) / micro))))
-    for part in chunks(rollouts, n_chunks, micro):
+    for part in chunks(sorted(rollouts, key=_length), n_chunks, micro):
         batch = part or [_dummy(pad_id)]
         if need_old:
             logp, _, _ = forward_response(backend.forward, batch, pad_id, backend.device, temp, False)
@@ -317,6 +325,7 @@ def train_on(ctx, backend, rollouts: list[Rollout], plan: Plan, pad_id: int, tem
     for _ in range(cfg.ppo_epochs):
         for u in range(plan.updates):
             mini = [r for g in by_prompt[u * plan.mini_local:(u + 1) * plan.mini_local] for r in g]
+            mini.sort(key=_length)  # like lengths share a micro-batch: less padding, the same update
             n_tokens = world.all_reduce_sum(sum(len(r.completion_ids) for r in mini if r.train))
             n_seqs = world.all_reduce_sum(sum(r.train for r in mini))
             counts = {"n_tokens": max(n_tokens, 1.0), "n_seqs": max(n_seqs, 1.0), "norm_len": cfg.max_response_tokens}
