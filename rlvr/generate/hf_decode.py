@@ -122,16 +122,20 @@ def decode(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, *, max
     scale_t = 1.0 if greedy else temperature
     stops = torch.tensor(sorted(stop_ids), device=device)
 
-    # prefill by the model itself; its cache moves into one preallocated [layers, B, kv, P + S, D] pair
+    # prefill by the model itself, once per distinct prompt (the n samples of a request share it); its
+    # cache moves into one preallocated [layers, B, kv, P + S, D] pair
     positions = (mask.cumsum(-1) - 1).clamp(min=0)  # [B, P]: left padding does not shift positions
+    distinct, row_of = torch.unique(torch.cat([ids, mask], 1), dim=0, return_inverse=True)  # [U, 2P], [B]
+    first = torch.full((len(distinct),), B, device=device).scatter_reduce_(
+        0, row_of, torch.arange(B, device=device), reduce="amin")  # [U]: the first row with that prompt
     cache = DynamicCache(config=cfg)
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                   use_cache=True, logits_to_keep=1).logits[:, -1]  # [B, V]
+    logits = model(input_ids=ids[first], attention_mask=mask[first], position_ids=positions[first],
+                   past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1][row_of]  # [B, V]
     total = P + max_new_tokens
     keys = torch.zeros(n_layers, B, kv_heads, total, head_dim, device=device, dtype=dtype)
     values = torch.zeros_like(keys)
     for i, layer_cache in enumerate(cache.layers):
-        keys[i, :, :, :P], values[i, :, :, :P] = layer_cache.keys, layer_cache.values
+        keys[i, :, :, :P], values[i, :, :, :P] = layer_cache.keys[row_of], layer_cache.values[row_of]
     del cache
     valid = torch.zeros(B, total, dtype=torch.bool, device=device)  # [B, P + S]: key columns to attend to
     valid[:, :P] = mask.bool()

@@ -30,9 +30,11 @@ def _qwen2(tiny_model):
     return load_model(str(tiny_model), dtype="float32").eval()
 
 
-def _prompts(vocab: int, lengths=(5, 9, 3, 7)):
+def _prompts(vocab: int, lengths=(5, 9, 3, 7), copies: int = 1):
+    """Left-padded random prompts; `copies` > 1 repeats the list (the prompt is prefilled once per copy set)."""
     g = torch.Generator().manual_seed(1)
-    rows = [torch.randint(3, vocab, (n,), generator=g).tolist() for n in lengths]
+    rows = [torch.randint(3, vocab, (n,), generator=g).tolist() for n in lengths] * copies
+    lengths = [len(r) for r in rows]
     width = max(lengths)
     ids = torch.tensor([[0] * (width - len(r)) + r for r in rows])
     mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
@@ -56,15 +58,16 @@ def _teacher_forced_logprobs(model, rows, tokens, temperature, top_k, top_p):
 @pytest.mark.parametrize("temperature,top_k,top_p", [(0.0, 0, 1.0), (0.9, 0, 1.0), (0.7, 20, 0.9)])
 @pytest.mark.parametrize("stopping", [False, True])
 def test_decode_logprobs_equal_the_model_forward_token_by_token(tiny_model, arch, temperature, top_k, top_p, stopping):
-    """Each row's log-probs equal the transformers forward of that row alone. stopping: a seventh of the
-    vocabulary are stop ids, so rows stop at different steps and the batch (KV cache included) shrinks
-    several times while the others go on."""
+    """Each row's log-probs equal the transformers forward of that row alone. Each prompt is in two rows
+    (prefilled once, then sampled apart). stopping: a seventh of the vocabulary are stop ids, so rows
+    stop at different steps and the batch (KV cache included) shrinks several times while the others
+    go on."""
     model = {"qwen2": lambda: _qwen2(tiny_model), "llama": _llama,
              "llama-linear-rope": lambda: _llama(rope_parameters={"rope_type": "linear", "factor": 2.0,
                                                                   "rope_theta": 10000.0})}[arch]()
     assert unsupported_reason(model) is None
     vocab = model.config.vocab_size
-    rows, ids, mask = _prompts(vocab, lengths=(5, 9, 3, 7, 4, 8, 6, 2))
+    rows, ids, mask = _prompts(vocab, lengths=(5, 9, 3, 7), copies=2)  # 4 prompts, each in 2 rows
     stops = set(range(3, vocab, 7)) if stopping else {-1}
     toks, lps = decode(model, ids, mask, max_new_tokens=24, temperature=temperature, top_k=top_k, top_p=top_p,
                        stop_ids=stops, pad_id=0, generator=torch.Generator().manual_seed(3))
