@@ -326,6 +326,11 @@ class RlvrStage(_StageCommon):
     """Prompts per optimizer update; unset = all of the step's prompts, i.e. one update per rollout
     step (1-shot RLVR's released code). prompts_per_step / mini_batch_prompts updates otherwise."""
     ppo_epochs: int = Field(1, ge=1)
+    prompt_sharing: bool = True
+    """Trainer forwards run each distinct prompt of a micro-batch once; its rollouts attend to its
+    cached keys/values (the same log-probs and gradients, less compute: the n rollouts of a group
+    share one prompt forward). Applied to micro-batches with at most half as many distinct prompts as
+    rows; not under gradient checkpointing (transformers drops the cache) or ZeRO-3."""
     clip_low: float = Field(0.2, ge=0, lt=1)
     clip_high: float = Field(0.2, ge=0)
     """> clip_low gives DAPO's clip-higher (e.g. 0.28)."""

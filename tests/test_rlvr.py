@@ -139,27 +139,39 @@ def _random_lm(seed: int = 0):
     return Qwen2ForCausalLM(cfg).float()
 
 
-def _rollouts(seed: int = 0):
-    """Prompts and completions of different lengths, so both paddings are exercised."""
+def _rollouts(seed: int = 0, shared: bool = False, completions=(9, 3, 12, 1, 6, 10)):
+    """Prompts and completions of different lengths, so both paddings are exercised. shared: the two
+    rollouts of a group have the same prompt (as GRPO's n rollouts do)."""
     from rlvr.stages.rlvr import Rollout
 
     g = torch.Generator().manual_seed(seed)
     out = []
-    for i, (p, c) in enumerate([(5, 9), (8, 3), (3, 12), (7, 1), (6, 6), (4, 10)]):
+    for i, (p, c) in enumerate(zip((5, 8, 3, 7, 6, 4), completions, strict=True)):
         ids = torch.randint(1, 61, (p + c,), generator=g).tolist()
-        out.append(Rollout(group=i // 2, prompt_ids=ids[:p], completion_ids=ids[p:], rollout_logp=[-1.0] * c,
+        prompt = out[-1].prompt_ids if shared and i % 2 else ids[:p]
+        out.append(Rollout(group=i // 2, prompt_ids=prompt, completion_ids=ids[p:], rollout_logp=[-1.0] * c,
                            truncated=False, advantage=(-1.0) ** i * (0.5 + 0.1 * i)))
     return out
 
 
-def test_forward_response_matches_unpadded_forwards():
-    """The padded batch layout (left-padded prompts, LM head on the completion columns only) gives each
-    rollout the log-probs, entropies and gradients of its own unpadded forward, to 1e-6."""
+@pytest.mark.parametrize("layout", ["padded", "shared", "shared-1-token"])
+def test_forward_response_matches_unpadded_forwards(layout, monkeypatch):
+    """Both batch layouts give each rollout the log-probs, entropies and gradients of its own unpadded
+    forward, to 1e-6: padded (left-padded prompts, LM head on the completion columns only) and shared
+    (each distinct prompt run once, its rollouts attending to its cached keys/values; also when every
+    completion is a single token, so only the prompt forward runs)."""
     from rlvr.rl.losses import entropy, token_logprobs
-    from rlvr.stages.rlvr import forward_response
+    from rlvr.stages import rlvr as stage
 
-    model, rollouts, temp = _random_lm(), _rollouts(), 0.7
-    lp, mask, ent = forward_response(model, rollouts, 0, "cpu", temp, with_entropy=True)
+    model, temp = _random_lm(), 0.7
+    rollouts = _rollouts(shared=layout != "padded", completions=(1,) * 6 if layout == "shared-1-token" else (9, 3, 12, 1, 6, 10))
+    used = []
+    for name in ("response_logits_padded", "response_logits_shared"):  # record which layout ran
+        fn = getattr(stage, name)
+        monkeypatch.setattr(stage, name, lambda *a, _fn=fn, _n=name: used.append(_n) or _fn(*a))
+    lp, mask, ent = stage.forward_response(model, rollouts, 0, "cpu", temp, with_entropy=True,
+                                           share_prompts=layout != "padded")
+    assert used == ["response_logits_padded" if layout == "padded" else "response_logits_shared"]
     adv = torch.tensor([r.advantage for r in rollouts])
     (lp * mask * adv[:, None]).sum().backward()
     grads = [p.grad.clone() for p in model.parameters()]
@@ -266,3 +278,14 @@ def test_micro_batches_hold_like_lengths_and_give_the_whole_batch_update():
     in_order = sum(2 * (max(len(r.prompt_ids) for r in pair) + max(len(r.completion_ids) for r in pair))
                    for pair in (rows[0:2], rows[2:4], rows[4:6]))
     assert seen[2] < in_order, (seen[2], in_order)
+
+
+def test_prompt_sharing_is_off_where_the_cache_is_dropped_or_when_disabled():
+    from rlvr.config import RlvrStage
+    from rlvr.stages.rlvr import can_share_prompts
+
+    on, off = (RlvrStage(name="rl", type="rlvr", data={"toy": {}}, prompt_sharing=x) for x in (True, False))
+    model = _random_lm()
+    assert can_share_prompts(on, model) and not can_share_prompts(off, model)
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    assert not can_share_prompts(on, model)  # transformers would silently drop past_key_values

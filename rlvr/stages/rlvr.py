@@ -249,15 +249,31 @@ def chunks(items: list[Any], n_chunks: int, size: int) -> list[list[Any]]:
 
 
 def forward_response(model_fn, batch: list[Rollout], pad_id: int, device, temp: float, with_entropy: bool,
-                     entropy_grad: bool = True):
+                     entropy_grad: bool = True, share_prompts: bool = False):
     """Trainer log-probs (and entropy) of each rollout's completion tokens.
     Returns logp [B,T], mask [B,T], entropy [B,T] or None; T = longest completion in the chunk.
+    The logits come from `response_logits_padded`, or from `response_logits_shared` when share_prompts
+    is set and the batch has at most half as many distinct prompts as rows (same log-probs and
+    gradients, less compute; with fewer repeats the second forward costs more than it saves).
+    `entropy_grad=False` computes the entropy without a graph (when it is only logged)."""
+    distinct = len({tuple(r.prompt_ids) for r in batch})
+    layout = response_logits_shared if share_prompts and 2 * distinct <= len(batch) else response_logits_padded
+    resp, tokens, mask = layout(model_fn, batch, pad_id, device)  # [B,T,V], [B,T], [B,T]
+    logp_all = torch.log_softmax(resp.float() / temp, dim=-1)  # [B,T,V]: one pass serves logp and entropy
+    logp = logp_all.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+    ent = None
+    if with_entropy:
+        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+            ent = entropy_of_logprobs(logp_all)
+    return logp, mask, ent
 
-    Layout: prompts left-padded to the longest prompt P, completions right-padded to T, so every row's
-    completion starts at column P and the logits predicting it are columns P-1 .. P+T-2 of every row.
-    The LM head runs on those T columns only (`logits_to_keep`; no [B, P+T, V] logits and no gather
-    through them), with explicit position ids, so the padding shifts no position. `entropy_grad=False`
-    computes the entropy without a graph (when it is only logged)."""
+
+def response_logits_padded(model_fn, batch: list[Rollout], pad_id: int, device):
+    """One forward over [B, P+T]: prompts left-padded to the longest prompt P, completions right-padded
+    to T, so every row's completion starts at column P and the logits predicting it are columns
+    P-1 .. P+T-2 of every row. The LM head runs on those T columns only (`logits_to_keep`; no
+    [B, P+T, V] logits and no gather through them), with explicit position ids, so the padding shifts
+    no position. Returns logits [B,T,V], completion tokens [B,T], mask [B,T] (fp32)."""
     P, T = max(len(r.prompt_ids) for r in batch), max(len(r.completion_ids) for r in batch)
     ids = [[pad_id] * (P - len(r.prompt_ids)) + r.prompt_ids + r.completion_ids + [pad_id] * (T - len(r.completion_ids))
            for r in batch]
@@ -268,14 +284,50 @@ def forward_response(model_fn, batch: list[Rollout], pad_id: int, device, temp: 
     keep = torch.arange(P - 1, P + T - 1, device=device)
     resp = model_fn(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False,
                     logits_to_keep=keep).logits  # [B,T,V]
-    tokens, mask = ids[:, P:], attn[:, P:].to(torch.float32)
-    logp_all = torch.log_softmax(resp.float() / temp, dim=-1)  # [B,T,V]: one pass serves logp and entropy
-    logp = logp_all.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
-    ent = None
-    if with_entropy:
-        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
-            ent = entropy_of_logprobs(logp_all)
-    return logp, mask, ent
+    return resp, ids[:, P:], attn[:, P:].to(torch.float32)
+
+
+def response_logits_shared(model_fn, batch: list[Rollout], pad_id: int, device):
+    """The same logits as `response_logits_padded`, with each distinct prompt run through the model once
+    (the n rollouts of a group, or every row of a 1-shot batch, share theirs). Two forwards:
+    1. the U distinct prompts [U, P], left-padded, returning their key/value cache and the logits at the
+       last prompt position (which predict each completion's first token);
+    2. the completions [B, T-1] (all but the last token), attending to their prompt's cached keys and
+       values, selected per row by index, so gradients flow back into the one shared prompt forward.
+    Needs the model's KV cache in training mode: transformers drops it under gradient checkpointing,
+    so callers use the padded layout then. Returns logits [B,T,V], tokens [B,T], mask [B,T] (fp32)."""
+    from transformers import DynamicCache
+
+    index: dict[tuple[int, ...], int] = {}
+    row_prompt = torch.tensor([index.setdefault(tuple(r.prompt_ids), len(index)) for r in batch], device=device)  # [B]
+    prompts = list(index)
+    P, T = max(map(len, prompts)), max(len(r.completion_ids) for r in batch)
+    p_ids = torch.tensor([[pad_id] * (P - len(p)) + list(p) for p in prompts], device=device)  # [U,P]
+    p_attn = torch.tensor([[0] * (P - len(p)) + [1] * len(p) for p in prompts], device=device)  # [U,P]
+    p_pos = (p_attn.cumsum(-1) - 1).clamp(min=0)
+    cache = DynamicCache()
+    first = model_fn(input_ids=p_ids, attention_mask=p_attn, position_ids=p_pos, past_key_values=cache,
+                     use_cache=True, logits_to_keep=1).logits[:, -1]  # [U,V]
+    tokens = torch.tensor([r.completion_ids + [pad_id] * (T - len(r.completion_ids)) for r in batch], device=device)
+    mask = torch.tensor([[1] * len(r.completion_ids) + [0] * (T - len(r.completion_ids)) for r in batch], device=device)
+    resp = first[row_prompt].unsqueeze(1)  # [B,1,V]
+    if T > 1:
+        for layer in cache.layers:  # [U, kv, P, D] -> [B, kv, P, D]; the gradient sums back per prompt
+            layer.keys, layer.values = layer.keys[row_prompt], layer.values[row_prompt]
+        attn = torch.cat([p_attn[row_prompt], mask[:, :-1]], dim=1)  # [B, P+T-1]
+        pos = p_pos[row_prompt][:, -1:] + 1 + torch.arange(T - 1, device=device)  # [B, T-1]
+        rest = model_fn(input_ids=tokens[:, :-1], attention_mask=attn, position_ids=pos, past_key_values=cache,
+                        use_cache=True).logits  # [B, T-1, V]: position t predicts completion token t+1
+        resp = torch.cat([resp, rest], dim=1)
+    return resp, tokens, mask.to(torch.float32)
+
+
+def can_share_prompts(cfg, module) -> bool:
+    """prompt_sharing is on, the module keeps its KV cache in training (no gradient checkpointing), and
+    its parameters are not ZeRO-3 partitions: there every forward gathers all of them, and the second
+    forward measured slower than the prompt tokens it saves (tiny model, 1 rank)."""
+    return (cfg.prompt_sharing and not getattr(module, "is_gradient_checkpointing", False)
+            and not any(hasattr(p, "ds_id") for p in module.parameters()))
 
 
 def _length(r: Rollout) -> tuple[int, int]:
@@ -298,11 +350,13 @@ def precompute_logprobs(ctx, backend, reference, rollouts: list[Rollout], pad_id
     for part in chunks(sorted(rollouts, key=_length), n_chunks, micro):
         batch = part or [_dummy(pad_id)]
         if need_old:
-            logp, _, _ = forward_response(backend.forward, batch, pad_id, backend.device, temp, False)
+            logp, _, _ = forward_response(backend.forward, batch, pad_id, backend.device, temp, False,
+                                          share_prompts=can_share_prompts(ctx.cfg, backend.module))
             for r, lp in zip(part, logp, strict=False):
                 r.old_logp = lp[: len(r.completion_ids)].detach().cpu()
         if reference is not None and part:
-            logp, _, _ = forward_response(reference, batch, pad_id, backend.device, temp, False)
+            logp, _, _ = forward_response(reference, batch, pad_id, backend.device, temp, False,
+                                          share_prompts=can_share_prompts(ctx.cfg, reference))
             for r, lp in zip(part, logp, strict=False):
                 r.ref_logp = lp[: len(r.completion_ids)].detach().cpu()
 
@@ -320,6 +374,7 @@ def train_on(ctx, backend, rollouts: list[Rollout], plan: Plan, pad_id: int, tem
     """ppo_epochs x updates optimizer steps over this step's rollouts; returns summed metrics."""
     cfg, world, micro = ctx.cfg, ctx.world, ctx.micro_batch_size
     sums: Counter = Counter()
+    share = can_share_prompts(cfg, backend.module)
     by_prompt = _groups(rollouts)
     backend.train()
     for _ in range(cfg.ppo_epochs):
@@ -333,7 +388,8 @@ def train_on(ctx, backend, rollouts: list[Rollout], plan: Plan, pad_id: int, tem
                 batch = part or [_dummy(pad_id)]
                 # entropy_coef 0: entropy is logged only, so no graph through the full-vocabulary softmax
                 logp, mask, ent = forward_response(backend.forward, batch, pad_id, backend.device, temp,
-                                                   with_entropy=True, entropy_grad=bool(cfg.entropy_coef))
+                                                   with_entropy=True, entropy_grad=bool(cfg.entropy_coef),
+                                                   share_prompts=share)
                 mask = mask * torch.tensor([float(r.train) for r in batch], device=mask.device).unsqueeze(-1)
                 T = logp.shape[1]
                 old = logp.detach() if single_update else _pad_rows([r.old_logp for r in batch], T, logp.device)
