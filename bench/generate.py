@@ -6,7 +6,8 @@ weight sync and the probe inside a colocated RL step (generate -> train step -> 
     torchrun --nproc_per_node 2 bench/generate.py  # colocated engines on 2 ranks (numbers from rank 0)
     python bench/generate.py --model Qwen/Qwen2.5-Math-1.5B --dtype bfloat16 --max-tokens 512  # GPU
 
-Prints one JSON object: tokens/s of each backend and their ratio, and per RL step the seconds of
+Prints one JSON object: tokens/s of each backend (the HF backend twice: rlvr's decode loop, "hf", and
+transformers `generate`, "hf_generate") and their ratios, and per RL step the seconds of
 generation, the train step, the weight sync and the probe, with sync and probe as a share of the step.
 """
 
@@ -147,11 +148,15 @@ def main() -> None:
                         "max_tokens": args.max_tokens, "world_size": world.world_size}
         # vLLM throughput, then RL steps, on one colocated engine (one engine per process)
         result["vllm"], result["rl_step"] = rl_steps(args, path, world, reqs, sampling)
-        cfg = GenerationConfig(backend="hf", max_model_len=args.max_model_len, use_tqdm=False)
-        gen = build_generator(cfg, str(path), world, dtype=args.dtype, seed=0)
-        result["hf"] = tokens_per_s(gen, reqs, sampling, args.repeats)
-        gen.close()
+        # the HF backend twice: rlvr's decode loop (its default for Llama-family models) and transformers generate
+        for key, fast in (("hf", True), ("hf_generate", False)):
+            cfg = GenerationConfig(backend="hf", max_model_len=args.max_model_len, use_tqdm=False, hf_fast_decode=fast)
+            gen = build_generator(cfg, str(path), world, dtype=args.dtype, seed=0)
+            result[key] = tokens_per_s(gen, reqs, sampling, args.repeats)
+            result[key]["fast_decode"] = bool(gen.fast_decode)
+            gen.close()
         result["vllm_over_hf"] = result["vllm"]["tokens_per_s"] / result["hf"]["tokens_per_s"]
+        result["hf_over_hf_generate"] = result["hf"]["tokens_per_s"] / result["hf_generate"]["tokens_per_s"]
     if world.is_main:
         print(json.dumps(result, indent=2))
         if args.json:
