@@ -289,3 +289,39 @@ def test_prompt_sharing_is_off_where_the_cache_is_dropped_or_when_disabled():
     assert can_share_prompts(on, model) and not can_share_prompts(off, model)
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     assert not can_share_prompts(on, model)  # transformers would silently drop past_key_values
+
+
+def test_micro_batch_order_keeps_groups_together_when_their_prompt_forward_is_shared():
+    """Long shared prompts, completions of mixed lengths: cut by length, every micro-batch would mix
+    groups and pad each row to the long prompt; cut by prompt, each micro-batch is one group and runs
+    its prompt once. Without sharing (or with distinct prompts) the length order is kept."""
+    from rlvr.stages.rlvr import Rollout, chunks, micro_batch_order
+
+    rows = [Rollout(group=g, prompt_ids=[g + 1] * 30, completion_ids=[7] * n, rollout_logp=[0.0] * n, truncated=False)
+            for g in range(3) for n in (2, 9, 5, 12)]
+    by_prompt = micro_batch_order(rows, 3, 4, share=True)
+    assert [{r.group for r in part} for part in chunks(by_prompt, 3, 4)] == [{0}, {1}, {2}]
+    by_length = micro_batch_order(rows, 3, 4, share=False)
+    assert [len(r.completion_ids) for r in by_length] == sorted(len(r.completion_ids) for r in rows)
+    distinct = [Rollout(group=i, prompt_ids=[i + 1] * 30, completion_ids=[7] * (i + 1), rollout_logp=[0.0] * (i + 1),
+                        truncated=False) for i in range(6)][::-1]
+    assert micro_batch_order(distinct, 3, 2, share=True) == sorted(distinct, key=lambda r: len(r.completion_ids))
+
+
+def test_shared_prompt_micro_batches_give_the_whole_batch_update():
+    """Groups sharing prompts, cut into micro-batches of one group each (prompt forward shared): the
+    same weights, to 1e-6, as one padded micro-batch of everything with sharing off."""
+    from rlvr.config import RlvrStage
+    from rlvr.stages.rlvr import Plan, train_on
+    from rlvr.world import World
+
+    weights = {}
+    for micro, accum, share in ((6, 1, False), (2, 3, True)):
+        cfg = RlvrStage(name="rl", type="rlvr", data={"toy": {}}, prompt_sharing=share)
+        backend = _PlainBackend(_random_lm())
+        ctx = types.SimpleNamespace(cfg=cfg, world=World(), micro_batch_size=micro)
+        train_on(ctx, backend, _rollouts(shared=True), Plan(prompts_local=3, updates=1, mini_local=3, grad_accum=accum,
+                                                             total_steps=1), 0, 0.7, single_update=True)
+        weights[share] = [p.detach().clone() for p in backend.module.parameters()]
+    for x, y in zip(weights[False], weights[True], strict=True):
+        assert torch.allclose(x, y, atol=1e-6)

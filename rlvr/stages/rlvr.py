@@ -257,7 +257,7 @@ def forward_response(model_fn, batch: list[Rollout], pad_id: int, device, temp: 
     gradients, less compute; with fewer repeats the second forward costs more than it saves).
     `entropy_grad=False` computes the entropy without a graph (when it is only logged)."""
     distinct = len({tuple(r.prompt_ids) for r in batch})
-    layout = response_logits_shared if share_prompts and 2 * distinct <= len(batch) else response_logits_padded
+    layout = response_logits_shared if share_prompts and _worth_sharing(distinct, len(batch)) else response_logits_padded
     resp, tokens, mask = layout(model_fn, batch, pad_id, device)  # [B,T,V], [B,T], [B,T]
     logp_all = torch.log_softmax(resp.float() / temp, dim=-1)  # [B,T,V]: one pass serves logp and entropy
     logp = logp_all.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
@@ -330,11 +330,35 @@ def can_share_prompts(cfg, module) -> bool:
             and not any(hasattr(p, "ds_id") for p in module.parameters()))
 
 
-def _length(r: Rollout) -> tuple[int, int]:
-    """Sort key that puts rollouts of like padded width into the same micro-batch. The loss of a
-    micro-batch is normalised by the whole mini-batch's counts (n_tokens, n_seqs), so how the
-    mini-batch is split into micro-batches does not change the update, only the padding."""
-    return len(r.completion_ids), len(r.prompt_ids)
+def _worth_sharing(distinct_prompts: int, rows: int) -> bool:
+    return 2 * distinct_prompts <= rows
+
+
+def micro_batch_order(rollouts: list[Rollout], n_chunks: int, size: int, share: bool) -> list[Rollout]:
+    """The order to cut micro-batches from (`chunks(order, n_chunks, size)`). The loss of a micro-batch
+    is normalised by the whole mini-batch's counts (n_tokens, n_seqs), so the split changes only the
+    cost, never the update. Two candidates, the one whose forwards process fewer token positions wins:
+    - by length (completion, then prompt): rollouts of like width are padded together;
+    - with prompt sharing possible, by prompt: a group's rollouts stay together and share one prompt
+      forward, groups ordered by their longest completion. Ties go to the length order."""
+    by_length = sorted(rollouts, key=lambda r: (len(r.completion_ids), len(r.prompt_ids)))
+    if not share:
+        return by_length
+    longest: dict[tuple[int, ...], int] = {}
+    for r in rollouts:
+        key = tuple(r.prompt_ids)
+        longest[key] = max(longest.get(key, 0), len(r.completion_ids))
+    by_prompt = sorted(rollouts, key=lambda r: (longest[tuple(r.prompt_ids)], tuple(r.prompt_ids), len(r.completion_ids)))
+
+    def positions(order: list[Rollout]) -> int:
+        total = 0
+        for part in filter(None, chunks(order, n_chunks, size)):
+            prompts = {tuple(r.prompt_ids) for r in part}
+            P, T = max(map(len, prompts)), max(len(r.completion_ids) for r in part)
+            total += len(prompts) * P + len(part) * T if _worth_sharing(len(prompts), len(part)) else len(part) * (P + T)
+        return total
+
+    return min((by_length, by_prompt), key=positions)
 
 
 def _dummy(pad_id: int) -> Rollout:
@@ -347,7 +371,8 @@ def precompute_logprobs(ctx, backend, reference, rollouts: list[Rollout], pad_id
     reference (when the KL term is on), micro-batch by micro-batch."""
     micro = ctx.micro_batch_size
     n_chunks = int(max(ctx.world.all_gather_object(math.ceil(len(rollouts) / micro))))
-    for part in chunks(sorted(rollouts, key=_length), n_chunks, micro):
+    order = micro_batch_order(rollouts, n_chunks, micro, can_share_prompts(ctx.cfg, backend.module))
+    for part in chunks(order, n_chunks, micro):
         batch = part or [_dummy(pad_id)]
         if need_old:
             logp, _, _ = forward_response(backend.forward, batch, pad_id, backend.device, temp, False,
@@ -380,7 +405,7 @@ def train_on(ctx, backend, rollouts: list[Rollout], plan: Plan, pad_id: int, tem
     for _ in range(cfg.ppo_epochs):
         for u in range(plan.updates):
             mini = [r for g in by_prompt[u * plan.mini_local:(u + 1) * plan.mini_local] for r in g]
-            mini.sort(key=_length)  # like lengths share a micro-batch: less padding, the same update
+            mini = micro_batch_order(mini, plan.grad_accum, micro, share)  # less padding, the same update
             n_tokens = world.all_reduce_sum(sum(len(r.completion_ids) for r in mini if r.train))
             n_seqs = world.all_reduce_sum(sum(r.train for r in mini))
             counts = {"n_tokens": max(n_tokens, 1.0), "n_seqs": max(n_seqs, 1.0), "norm_len": cfg.max_response_tokens}
