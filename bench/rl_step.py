@@ -12,6 +12,12 @@ environment.md §4); rlvr runs with HF generation and with vLLM. Reported: media
 plus each system's median seconds per step in generation (HF/vLLM sampling alone; TRL's
 `_generate_single_turn`, rlvr's time/generate minus time/verify) and its share of the step.
 Each system runs in its own subprocess so neither inherits the other's threads or caches.
+
+On a GPU (used when CUDA is available): `--shape bench/configs/qwen2.5-math-1.5b.json --dtype bfloat16
+--grad-ckpt` builds random weights of that shape (vocabulary cut to the toy tokenizer's 443 tokens, so
+the LM head is smaller than the real model's) with the toy tokenizer. Random weights rarely emit EOS:
+every completion runs to --max-tokens, so both systems decode the same number of steps and the rewards
+mean nothing. rlvr-vllm needs a vLLM build for the device (skipped with `--systems trl,rlvr-hf`).
 `--repeats N` runs the three systems N times, interleaved (trl, rlvr-hf, rlvr-vllm, trl, ...), and
 reports medians over all their steps, so a machine shared with other jobs loads them alike.
 """
@@ -70,7 +76,8 @@ def run_trl(args: argparse.Namespace, out: Path) -> None:
         output_dir=tempfile.mkdtemp(), per_device_train_batch_size=args.prompts * args.rollouts,
         num_generations=args.rollouts, max_completion_length=args.max_tokens, temperature=args.temperature,
         learning_rate=args.lr, beta=0.0, loss_type="dapo", scale_rewards="group", max_steps=args.steps,
-        logging_steps=1, report_to="none", use_cpu=True, bf16=False, save_strategy="no", use_vllm=False,
+        logging_steps=1, report_to="none", use_cpu=not torch.cuda.is_available(), bf16=args.dtype == "bfloat16",
+        gradient_checkpointing=args.grad_ckpt, save_strategy="no", use_vllm=False,
         lr_scheduler_type="constant", warmup_steps=0, max_grad_norm=1.0, seed=0,
     )
     tok = AutoTokenizer.from_pretrained(args.model, padding_side="left")
@@ -91,10 +98,11 @@ def run_rlvr(args: argparse.Namespace, backend: str, out: Path) -> None:
              f"levels: {args.levels}}}}}, prompts_per_step: {args.prompts}, rollouts_per_prompt: {args.rollouts}, "
              f"temperature: {args.temperature}, max_response_tokens: {args.max_tokens}, max_steps: {args.steps}, "
              f"optim: {{lr: {args.lr}, schedule: constant, grad_clip: 1.0}}, "
-             f"generation: {{backend: {backend}, max_model_len: 512, hf_batch_size: {args.prompts * args.rollouts}}}}}]")
+             f"generation: {{backend: {backend}, max_model_len: {max(512, args.max_tokens + 256)}, "
+             f"hf_batch_size: {args.prompts * args.rollouts}}}}}]")
     cmd = [sys.executable, "-m", "rlvr", "run", str(REPO / "recipes" / "tiny.yaml"), "--run-dir", str(run_dir),
-           "--set", f"stages={stage}", "--set", f"backend={{zero_stage: 0, micro_batch_size: {args.prompts * args.rollouts}}}",
-           "--set", "model.dtype=float32"]
+           "--set", f"stages={stage}", "--set", f"backend={{zero_stage: 0, micro_batch_size: {args.prompts * args.rollouts}, "
+           f"gradient_checkpointing: {str(args.grad_ckpt).lower()}}}", "--set", f"model.dtype={args.dtype}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
     if proc.returncode:
         raise SystemExit(f"rlvr ({backend}) failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -103,6 +111,27 @@ def run_rlvr(args: argparse.Namespace, backend: str, out: Path) -> None:
                                "rewards": [r["reward/mean"] for r in records],
                                "generate_seconds": [r["time/generate"] - r.get("time/verify", 0.0) for r in records],
                                "longest": [r["response/length_max"] for r in records]}))
+
+
+def build_shape(config_json: Path, out: Path) -> Path:
+    """Random weights in the shape of `config_json` with the toy tokenizer (its vocabulary replaces the
+    config's), saved as a checkpoint dir both systems load."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from rlvr.models.tiny import build_tokenizer
+
+    tok = build_tokenizer()
+    raw = {k: v for k, v in json.loads(config_json.read_text()).items() if not k.startswith("_")}
+    eos, pad = tok.convert_tokens_to_ids(["<|im_end|>", "<|endoftext|>"])
+    config = AutoConfig.for_model(**{**raw, "vocab_size": len(tok), "eos_token_id": eos, "pad_token_id": pad,
+                                     "bos_token_id": None})
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.generation_config.eos_token_id, model.generation_config.pad_token_id = eos, pad
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    return out
 
 
 def summary(name: str, runs: list[dict]) -> dict:
@@ -123,7 +152,12 @@ def summary(name: str, runs: list[dict]) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="a Hugging Face checkpoint dir (e.g. a tiny run's stages/sft/final)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="a Hugging Face checkpoint dir (e.g. a tiny run's stages/sft/final)")
+    source.add_argument("--shape", type=Path, help="a model config JSON (bench/configs/): random weights of that shape")
+    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    p.add_argument("--grad-ckpt", action="store_true", help="gradient checkpointing in both systems")
+    p.add_argument("--systems", default="trl,rlvr-hf,rlvr-vllm", help="comma-separated subset to run")
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--prompts", type=int, default=8)
     p.add_argument("--rollouts", type=int, default=8)
@@ -141,12 +175,20 @@ def main() -> None:
         return run_trl(args, args.out)
     if args.only:
         return run_rlvr(args, args.only.split("-")[1], args.out)
-    names = ("trl", "rlvr-hf", "rlvr-vllm")
+    names = tuple(args.systems.split(","))
+    unknown = set(names) - {"trl", "rlvr-hf", "rlvr-vllm"}
+    if unknown or "trl" not in names:
+        raise SystemExit(f"--systems {args.systems!r}: choose from trl, rlvr-hf, rlvr-vllm, and include trl (the baseline)")
+    argv = sys.argv[1:]
+    if args.shape:  # build once; every system loads the same random weights
+        model_dir = build_shape(args.shape, Path(tempfile.mkdtemp()) / "model")
+        i = argv.index("--shape")
+        argv = argv[:i] + ["--model", str(model_dir)] + argv[i + 2:]
     runs: dict[str, list[dict]] = {name: [] for name in names}
     for _ in range(args.repeats):
         for name in names:
             out = Path(tempfile.mkdtemp()) / f"{name}.json"
-            subprocess.run([sys.executable, __file__, *sys.argv[1:], "--only", name, "--out", str(out)], check=True)
+            subprocess.run([sys.executable, __file__, *argv, "--only", name, "--out", str(out)], check=True)
             runs[name].append(json.loads(out.read_text()))
     results = {name: summary(name, runs[name]) for name in names}
     trl = results["trl"]["median_step_s"]
