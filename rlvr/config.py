@@ -330,7 +330,8 @@ class RlvrStage(_StageCommon):
     """Trainer forwards run each distinct prompt of a micro-batch once; its rollouts attend to its
     cached keys/values (the same log-probs and gradients, less compute: the n rollouts of a group
     share one prompt forward). Applied to micro-batches with at most half as many distinct prompts as
-    rows; not under gradient checkpointing (transformers drops the cache) or ZeRO-3."""
+    rows; not under gradient checkpointing (transformers drops the cache), ZeRO-3, or for models with
+    sliding-window attention layers."""
     clip_low: float = Field(0.2, ge=0, lt=1)
     clip_high: float = Field(0.2, ge=0)
     """> clip_low gives DAPO's clip-higher (e.g. 0.28)."""

@@ -289,6 +289,12 @@ def test_prompt_sharing_is_off_where_the_cache_is_dropped_or_when_disabled():
     assert can_share_prompts(on, model) and not can_share_prompts(off, model)
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     assert not can_share_prompts(on, model)  # transformers would silently drop past_key_values
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    windowed = Qwen2ForCausalLM(Qwen2Config(vocab_size=61, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                            num_attention_heads=2, num_key_value_heads=1, use_sliding_window=True,
+                                            sliding_window=8, max_window_layers=0))
+    assert not can_share_prompts(on, windowed)
 
 
 def test_micro_batch_order_keeps_groups_together_when_their_prompt_forward_is_shared():

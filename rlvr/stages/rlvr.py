@@ -323,10 +323,15 @@ def response_logits_shared(model_fn, batch: list[Rollout], pad_id: int, device):
 
 
 def can_share_prompts(cfg, module) -> bool:
-    """prompt_sharing is on, the module keeps its KV cache in training (no gradient checkpointing), and
-    its parameters are not ZeRO-3 partitions: there every forward gathers all of them, and the second
-    forward measured slower than the prompt tokens it saves (tiny model, 1 rank)."""
-    return (cfg.prompt_sharing and not getattr(module, "is_gradient_checkpointing", False)
+    """prompt_sharing is on, the module keeps its KV cache in training (no gradient checkpointing), its
+    attention has no sliding-window layers (their masks and caches are not what the shared layout was
+    checked against), and its parameters are not ZeRO-3 partitions: there every forward gathers all of
+    them, and the second forward measured slower than the prompt tokens it saves (tiny model, 1 rank)."""
+    config = getattr(module, "config", None)
+    sliding = (any(t != "full_attention" for t in (getattr(config, "layer_types", None) or []))
+               or bool(getattr(config, "use_sliding_window", False))
+               or (getattr(config, "model_type", "") == "mistral" and bool(getattr(config, "sliding_window", None))))
+    return (cfg.prompt_sharing and not sliding and not getattr(module, "is_gradient_checkpointing", False)
             and not any(hasattr(p, "ds_id") for p in module.parameters()))
 
 
