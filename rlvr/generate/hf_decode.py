@@ -24,6 +24,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from rlvr.models.load import has_sliding_window
+
 SUPPORTED_MODEL_TYPES = ("qwen2", "llama", "mistral")
 STATIC_ROPE_TYPES = ("default", "linear", "llama3", "yarn")  # cos/sin depend on the position only
 
@@ -35,11 +37,8 @@ def unsupported_reason(model: torch.nn.Module) -> str | None:
         return f"model_type {cfg.model_type!r} (supported: {', '.join(SUPPORTED_MODEL_TYPES)})"
     if getattr(cfg, "hidden_act", "silu") != "silu":
         return f"hidden_act {cfg.hidden_act!r} (supported: silu)"
-    layer_types = getattr(cfg, "layer_types", None) or ["full_attention"]
-    if any(t != "full_attention" for t in layer_types) or getattr(cfg, "use_sliding_window", False):
+    if has_sliding_window(cfg):
         return "sliding-window attention layers"
-    if getattr(cfg, "sliding_window", None) and cfg.model_type == "mistral":
-        return "sliding-window attention (mistral sliding_window is set)"
     rope = (getattr(cfg, "rope_parameters", None) or {}).get("rope_type", "default")
     if rope not in STATIC_ROPE_TYPES:
         return f"rope_type {rope!r} (its cos/sin depend on the sequence length; supported: {', '.join(STATIC_ROPE_TYPES)})"

@@ -41,3 +41,13 @@ def load_model(source: str | Path, *, dtype: str = "float32", revision: str | No
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
     return model
+
+
+def has_sliding_window(config) -> bool:
+    """Whether a transformers model config has sliding-window attention layers: `layer_types` other
+    than full attention, Qwen2's `use_sliding_window`, or Mistral's `sliding_window`. Code that
+    reproduces or reorganises attention itself (rlvr/generate/hf_decode.py, the RL stage's shared
+    prompt forward) handles full causal attention only."""
+    return (any(t != "full_attention" for t in (getattr(config, "layer_types", None) or []))
+            or bool(getattr(config, "use_sliding_window", False))
+            or (getattr(config, "model_type", "") == "mistral" and bool(getattr(config, "sliding_window", None))))

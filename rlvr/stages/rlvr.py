@@ -327,11 +327,10 @@ def can_share_prompts(cfg, module) -> bool:
     attention has no sliding-window layers (their masks and caches are not what the shared layout was
     checked against), and its parameters are not ZeRO-3 partitions: there every forward gathers all of
     them, and the second forward measured slower than the prompt tokens it saves (tiny model, 1 rank)."""
-    config = getattr(module, "config", None)
-    sliding = (any(t != "full_attention" for t in (getattr(config, "layer_types", None) or []))
-               or bool(getattr(config, "use_sliding_window", False))
-               or (getattr(config, "model_type", "") == "mistral" and bool(getattr(config, "sliding_window", None))))
-    return (cfg.prompt_sharing and not sliding and not getattr(module, "is_gradient_checkpointing", False)
+    from rlvr.models.load import has_sliding_window
+
+    return (cfg.prompt_sharing and not has_sliding_window(getattr(module, "config", None))
+            and not getattr(module, "is_gradient_checkpointing", False)
             and not any(hasattr(p, "ds_id") for p in module.parameters()))
 
 
