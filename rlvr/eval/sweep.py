@@ -224,10 +224,11 @@ def stale_caches(out: Path, ckpt: Checkpoint) -> list[Path]:
     """Cache files of this checkpoint label whose generations came from other weights than ckpt.path
     holds now (the sidecar's fingerprint differs)."""
     now, stale = weights_fingerprint(ckpt.path), []
-    for meta_path in sorted((Path(out) / "generations" / ckpt.slug).rglob("*.meta.json")):
-        then = json.loads(meta_path.read_text()).get("weights")
+    for meta_path in sorted((Path(out) / "generations" / ckpt.slug).glob("*/*.meta.json")):
+        cache = CacheFile(out, ckpt.slug, meta_path.parent.name, meta_path.name.removesuffix(".meta.json"))
+        then = (cache.read_meta() or {}).get("weights")
         if now is not None and then is not None and then != now:
-            stale += [meta_path, meta_path.with_name(meta_path.name.replace(".meta.json", ".jsonl"))]
+            stale += [cache.meta_path, cache.path]
     return stale
 
 
