@@ -147,8 +147,9 @@ class ToyData(Strict):
 
     @model_validator(mode="after")
     def _clean_test(self) -> ToyData:
-        if self.teacher_error and self.split == "test":
-            raise ValueError("teacher_error applies to the train split only: held-out problems keep correct solutions")
+        from rlvr.data.toy import check_teacher_error  # stdlib only: config validation stays cheap
+
+        check_teacher_error(self.split, self.teacher_error)
         return self
 
     def rows(self) -> list[dict[str, object]]:

@@ -154,6 +154,14 @@ def _capacity(level: int, split: str, n: int) -> int:
     return split_size(level, split) if (ahi - alo + 1) * (bhi - blo + 1) <= 10_000 or n > 50_000 else 50_000
 
 
+def check_teacher_error(split: str, teacher_error: float) -> None:
+    """teacher_error is a fraction, and only the train split may have an imperfect teacher."""
+    if not 0.0 <= teacher_error <= 1.0:
+        raise ValueError(f"toy teacher_error must be in [0, 1], got {teacher_error}")
+    if teacher_error and split == "test":
+        raise ValueError("toy teacher_error applies to the train split only: held-out problems keep correct solutions")
+
+
 def toy_rows(split: str, n: int, levels: list[int] | tuple[int, ...], seed: int = 0, *,
              distinct: bool = False, teacher_error: float = 0.0) -> list[dict[str, object]]:
     """n problems of the given split, levels drawn uniformly, deterministic in (split, n, levels, seed).
@@ -166,10 +174,7 @@ def toy_rows(split: str, n: int, levels: list[int] | tuple[int, ...], seed: int 
     same as with teacher_error 0. Train split only: held-out problems are never corrupted."""
     if split not in ("train", "test"):
         raise ValueError(f"toy split must be 'train' or 'test', got {split!r}")
-    if not 0.0 <= teacher_error <= 1.0:
-        raise ValueError(f"toy teacher_error must be in [0, 1], got {teacher_error}")
-    if teacher_error and split == "test":
-        raise ValueError("toy teacher_error applies to the train split only: held-out problems keep correct solutions")
+    check_teacher_error(split, teacher_error)
     levels, open_levels = list(levels), list(dict.fromkeys(levels))
     capacity = {lv: _capacity(lv, split, n) for lv in open_levels} if distinct else {}
     if distinct and n > sum(capacity.values()):
