@@ -102,8 +102,8 @@ def main() -> None:
             torch.cuda.synchronize()
         t0 = time.perf_counter()
         for _ in range(args.accum):
-            logits = backend.forward(input_ids=ids, position_ids=pos, use_cache=False).logits
-            backend.backward(token_nll(logits, targets).sum() / tokens_per_step)
+            nll = token_nll(backend.scorer, targets, input_ids=ids, position_ids=pos, use_cache=False)
+            backend.backward(nll.sum() / tokens_per_step)
         backend.step()
         if torch.cuda.is_available():
             torch.cuda.synchronize()

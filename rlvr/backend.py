@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from rlvr.config import BackendConfig, OptimConfig
+from rlvr.models.scoring import DEFAULT_CHUNK, install_scoring_head, token_scorer
 from rlvr.world import World
 
 
@@ -96,13 +97,17 @@ class StepStats:
 class DeepSpeedBackend:
     """One model under DeepSpeed with its optimizer and lr schedule."""
 
-    def __init__(self, engine: Any, world: World, zero_stage: int, grad_accum: int, micro_batch_size: int):
+    def __init__(self, engine: Any, world: World, zero_stage: int, grad_accum: int, micro_batch_size: int,
+                 logits_chunk_tokens: int = DEFAULT_CHUNK):
         self.engine = engine
         self.world = world
         self.zero_stage = zero_stage
         self.grad_accum = grad_accum
         self.micro_batch_size = micro_batch_size
         self._micro = 0
+        self.scorer = token_scorer(self.forward, engine.module, logits_chunk_tokens, partitioned=self.partitioned)
+        """Scores tokens with the trainer (rlvr.models.scoring.TokenScorer): log-probs and entropy in LM-head
+        chunks, inside the model's forward, so ZeRO-3 gathers the head like any layer."""
 
     @classmethod
     def wrap(cls, model: torch.nn.Module, *, world: World, config: BackendConfig, optim: OptimConfig,
@@ -133,6 +138,7 @@ class DeepSpeedBackend:
         if config.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             model.config.use_cache = False
+        install_scoring_head(model)  # before DeepSpeed registers its hooks (same module and parameters either way)
         optimizer = torch.optim.AdamW(
             _param_groups(model, optim.weight_decay), lr=optim.lr, betas=optim.betas, eps=optim.eps
         )
@@ -143,7 +149,7 @@ class DeepSpeedBackend:
         engine, _, _, _ = deepspeed.initialize(
             model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config
         )
-        return cls(engine, world, config.zero_stage, gas, micro)
+        return cls(engine, world, config.zero_stage, gas, micro, config.logits_chunk_tokens)
 
     # ------------------------------------------------------------------ training verbs
     @property
@@ -153,6 +159,11 @@ class DeepSpeedBackend:
     @property
     def device(self) -> torch.device:
         return self.engine.device
+
+    @property
+    def partitioned(self) -> bool:
+        """ZeRO-3: outside a module's forward its parameters are partitions, not full tensors."""
+        return self.zero_stage == 3
 
     def train(self, mode: bool = True) -> None:
         self.engine.train(mode)

@@ -112,6 +112,11 @@ class BackendConfig(Strict):
     """Micro-batches per optimizer step. Global batch = micro_batch_size * grad_accum * world size."""
     offload_optimizer: bool = False
     """ZeRO-Offload of optimizer state to CPU (GPU only; DeepSpeed's CPU Adam is JIT-built on first use)."""
+    logits_chunk_tokens: int = Field(1024, ge=0)
+    """Positions per LM-head chunk when a stage scores tokens (log-probs, entropy, NLL): the head runs on
+    this many positions at a time, in forward and again in backward, so at most one chunk of
+    full-vocabulary logits exists (docs/memory.md). 0: the whole [B, T, V] logits at once (the path
+    before chunking, several times the memory)."""
 
 
 # --------------------------------------------------------------------------------------------------

@@ -68,7 +68,7 @@ def test_an_update_favours_positive_advantages(sft_model):
 
     def seq_logp():
         with torch.no_grad():
-            lp, m, _ = forward_response(backend.forward, rollouts, tok.pad_token_id, "cpu", 1.0, False)
+            lp, m, _ = forward_response(backend.scorer, rollouts, tok.pad_token_id, "cpu", 1.0, False)
         return (lp * m).sum(-1)
 
     before = seq_logp()
@@ -154,26 +154,31 @@ def _rollouts(seed: int = 0, shared: bool = False, completions=(9, 3, 12, 1, 6, 
     return out
 
 
+@pytest.mark.parametrize("chunk", [0, 1, 7, 1024])
 @pytest.mark.parametrize("layout", ["padded", "shared", "shared-1-token"])
-def test_forward_response_matches_unpadded_forwards(layout, monkeypatch):
+def test_forward_response_matches_unpadded_forwards(layout, chunk, monkeypatch):
     """Both batch layouts give each rollout the log-probs, entropies and gradients of its own unpadded
     forward, to 1e-6: padded (left-padded prompts, LM head on the completion columns only) and shared
     (each distinct prompt run once, its rollouts attending to its cached keys/values; also when every
-    completion is a single token, so only the prompt forward runs)."""
+    completion is a single token, so only the prompt forward runs); with the LM head in chunks of 1 and 7
+    positions (not dividing the 12-token rows), one chunk of everything, and unchunked (0). The loss
+    includes an entropy bonus, so the entropy's gradient is checked too."""
+    from rlvr.models.scoring import token_scorer
     from rlvr.rl.losses import entropy, token_logprobs
     from rlvr.stages import rlvr as stage
 
     model, temp = _random_lm(), 0.7
+    scorer = token_scorer(model, model, chunk)
     rollouts = _rollouts(shared=layout != "padded", completions=(1,) * 6 if layout == "shared-1-token" else (9, 3, 12, 1, 6, 10))
     used = []
-    for name in ("response_logits_padded", "response_logits_shared"):  # record which layout ran
+    for name in ("score_padded", "score_shared"):  # record which layout ran
         fn = getattr(stage, name)
         monkeypatch.setattr(stage, name, lambda *a, _fn=fn, _n=name: used.append(_n) or _fn(*a))
-    lp, mask, ent = stage.forward_response(model, rollouts, 0, "cpu", temp, with_entropy=True,
+    lp, mask, ent = stage.forward_response(scorer, rollouts, 0, "cpu", temp, with_entropy=True,
                                            share_prompts=layout != "padded")
-    assert used == ["response_logits_padded" if layout == "padded" else "response_logits_shared"]
+    assert used == ["score_padded" if layout == "padded" else "score_shared"]
     adv = torch.tensor([r.advantage for r in rollouts])
-    (lp * mask * adv[:, None]).sum().backward()
+    ((lp * adv[:, None] + 0.3 * ent) * mask).sum().backward()
     grads = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
     total = 0.0
@@ -184,18 +189,21 @@ def test_forward_response_matches_unpadded_forwards(layout, monkeypatch):
         assert torch.allclose(lp[b, :n], ref, atol=1e-6), b
         assert torch.allclose(ent[b, :n], entropy(logits.float() / temp), atol=1e-6), b
         assert mask[b, :n].eq(1).all() and mask[b, n:].eq(0).all()
-        total = total + (ref * r.advantage).sum()
+        total = total + (ref * r.advantage).sum() + 0.3 * entropy(logits.float() / temp).sum()
     total.backward()
     for g, p in zip(grads, model.parameters(), strict=True):
         assert torch.allclose(g, p.grad, atol=1e-6)
 
 
-def test_logged_only_entropy_builds_no_graph():
+@pytest.mark.parametrize("chunk", [0, 5])
+def test_logged_only_entropy_builds_no_graph(chunk):
+    from rlvr.models.scoring import token_scorer
     from rlvr.stages.rlvr import forward_response
 
     model, rollouts = _random_lm(), _rollouts()
-    _, _, with_graph = forward_response(model, rollouts, 0, "cpu", 1.0, with_entropy=True)
-    _, _, logged = forward_response(model, rollouts, 0, "cpu", 1.0, with_entropy=True, entropy_grad=False)
+    scorer = token_scorer(model, model, chunk)
+    _, _, with_graph = forward_response(scorer, rollouts, 0, "cpu", 1.0, with_entropy=True)
+    _, _, logged = forward_response(scorer, rollouts, 0, "cpu", 1.0, with_entropy=True, entropy_grad=False)
     assert with_graph.requires_grad and not logged.requires_grad
     assert torch.equal(with_graph.detach(), logged)
 
@@ -206,8 +214,11 @@ class _PlainBackend:
 
     device = "cpu"
 
-    def __init__(self, model, lr=0.1):
+    def __init__(self, model, lr=0.1, chunk=1024):
+        from rlvr.models.scoring import token_scorer
+
         self.module, self.lr = model, lr
+        self.scorer = token_scorer(lambda **inputs: self.forward(**inputs), model, chunk)  # through self.forward
 
     def train(self, mode=True):
         self.module.train(mode)
@@ -285,16 +296,21 @@ def test_prompt_sharing_is_off_where_the_cache_is_dropped_or_when_disabled():
     from rlvr.stages.rlvr import can_share_prompts
 
     on, off = (RlvrStage(name="rl", type="rlvr", data={"toy": {}}, prompt_sharing=x) for x in (True, False))
+    from rlvr.models.scoring import token_scorer
+
     model = _random_lm()
-    assert can_share_prompts(on, model) and not can_share_prompts(off, model)
+    scorer = token_scorer(model, model)
+    assert can_share_prompts(on, model, scorer) and not can_share_prompts(off, model, scorer)
+    partitioned = token_scorer(model, model, partitioned=True)
+    assert not can_share_prompts(on, model, partitioned)  # ZeRO-3: the head's weight is a partition outside forward
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    assert not can_share_prompts(on, model)  # transformers would silently drop past_key_values
+    assert not can_share_prompts(on, model, scorer)  # transformers would silently drop past_key_values
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     windowed = Qwen2ForCausalLM(Qwen2Config(vocab_size=61, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                                             num_attention_heads=2, num_key_value_heads=1, use_sliding_window=True,
                                             sliding_window=8, max_window_layers=0))
-    assert not can_share_prompts(on, windowed)
+    assert not can_share_prompts(on, windowed, token_scorer(windowed, windowed))
 
 
 def test_micro_batch_order_keeps_groups_together_when_their_prompt_forward_is_shared():

@@ -43,8 +43,8 @@ def probe_sequences(tokenizer: Any, count: int = 4, length: int = 32) -> list[li
 
 
 def trainer_logprobs(backend: Any, sequences: list[list[int]]) -> list[list[float]]:
-    """log p(seq[t] | seq[:t]) under the trainer: backend.forward (collective under ZeRO-3) in eval mode,
-    fp32 log_softmax."""
+    """log p(seq[t] | seq[:t]) under the trainer: its TokenScorer (the model's forward, collective under
+    ZeRO-3, with the LM head in chunks; fp32) in eval mode."""
     import torch
 
     device = getattr(backend, "device", "cpu")
@@ -55,8 +55,8 @@ def trainer_logprobs(backend: Any, sequences: list[list[int]]) -> list[list[floa
         backend.train(False)  # dropout would make the gap noisy
     try:
         with torch.no_grad():
-            logits = backend.forward(input_ids=ids, use_cache=False).logits[:, :-1].float()
-            logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
+            keep = torch.arange(ids.shape[1] - 1, device=device)  # position t predicts token t+1
+            logp, _ = backend.scorer(ids[:, 1:], input_ids=ids, use_cache=False, logits_to_keep=keep)
     finally:
         if was_training:
             backend.train(True)

@@ -204,17 +204,17 @@ def tokenize_pairs(ctx: StageContext, tokenizer: Any, pairs: list[dict[str, Any]
 
 
 # ------------------------------------------------------------------------------------ training
-def sequence_logps(forward, examples: list[Example], pad_id: int, device) -> torch.Tensor:
-    """Summed log-prob of each example's response tokens (its loss mask). [B]."""
+def sequence_logps(scorer, examples: list[Example], pad_id: int, device) -> torch.Tensor:
+    """Summed log-prob of each example's response tokens (its loss mask), scored by a TokenScorer
+    (the LM head in chunks). [B]."""
     batch = collate(examples, pad_id, packed=False)
     targets = batch.pop("targets").to(device)
-    logits = forward(**{k: v.to(device) for k, v in batch.items()}, use_cache=False).logits
-    return -token_nll(logits, targets).sum(-1)
+    return -token_nll(scorer, targets, **{k: v.to(device) for k, v in batch.items()}, use_cache=False).sum(-1)
 
 
-def pair_logps(forward, items: list[tuple[Example, Example]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+def pair_logps(scorer, items: list[tuple[Example, Example]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     """(chosen, rejected) summed log-probs [B] each, in one forward of 2B sequences."""
-    logps = sequence_logps(forward, [c for c, _ in items] + [r for _, r in items], pad_id, device)
+    logps = sequence_logps(scorer, [c for c, _ in items] + [r for _, r in items], pad_id, device)
     return logps[: len(items)], logps[len(items):]
 
 
@@ -225,7 +225,7 @@ def reference_logps(ctx: StageContext, backend: Any, items: list[tuple[Example, 
     micro, out = ctx.micro_batch_size, []
     backend.train(False)
     for i in range(0, len(items), micro):
-        chosen, rejected = pair_logps(backend.forward, items[i:i + micro], pad_id, backend.device)
+        chosen, rejected = pair_logps(backend.scorer, items[i:i + micro], pad_id, backend.device)
         out.append(torch.stack([chosen, rejected], -1).cpu())
     backend.train(True)
     return torch.cat(out)
@@ -256,7 +256,7 @@ def main(ctx: StageContext) -> StageResult:
         sums = torch.zeros(5)  # loss, margin, chosen reward, rejected reward, accuracy (sums over pairs)
         for k in range(gas):
             idx = mine[k * micro:(k + 1) * micro]
-            pol_w, pol_l = pair_logps(backend.forward, [items[i] for i in idx], pad, backend.device)
+            pol_w, pol_l = pair_logps(backend.scorer, [items[i] for i in idx], pad, backend.device)
             r = ref[idx].to(backend.device)
             n_w = torch.tensor([float(items[i][0].n_loss_tokens) for i in idx], device=backend.device)
             losses, m = dpo_loss(cfg.loss, pol_w, pol_l, r[:, 0], r[:, 1], cfg.beta, cfg.label_smoothing,

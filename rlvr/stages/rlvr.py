@@ -45,7 +45,7 @@ from rlvr.config import TemperatureSchedule
 from rlvr.data.lm import chat_messages, render_prompt
 from rlvr.data.sources import load_rows
 from rlvr.rl.advantages import ESTIMATORS
-from rlvr.rl.losses import aggregate, entropy_of_logprobs, kl, policy_loss, tis_weights
+from rlvr.rl.losses import aggregate, kl, policy_loss, tis_weights
 from rlvr.stages.context import StageContext, StageResult, fingerprint
 from rlvr.tracking import progress
 from rlvr.train.causal_lm import EpochOrder
@@ -248,32 +248,27 @@ def chunks(items: list[Any], n_chunks: int, size: int) -> list[list[Any]]:
     return [items[i * size:(i + 1) * size] for i in range(n_chunks)]
 
 
-def forward_response(model_fn, batch: list[Rollout], pad_id: int, device, temp: float, with_entropy: bool,
+def forward_response(scorer, batch: list[Rollout], pad_id: int, device, temp: float, with_entropy: bool,
                      entropy_grad: bool = True, share_prompts: bool = False):
-    """Trainer log-probs (and entropy) of each rollout's completion tokens.
+    """Trainer log-probs (and entropy) of each rollout's completion tokens, from a TokenScorer
+    (rlvr.models.scoring: the LM head applied in chunks, never [B, T, V] logits at once).
     Returns logp [B,T], mask [B,T], entropy [B,T] or None; T = longest completion in the chunk.
-    The logits come from `response_logits_padded`, or from `response_logits_shared` when share_prompts
-    is set and the batch has at most half as many distinct prompts as rows (same log-probs and
-    gradients, less compute; with fewer repeats the second forward costs more than it saves).
+    The layout is `score_padded`, or `score_shared` when share_prompts is set and the batch has at most
+    half as many distinct prompts as rows (same log-probs and gradients, less compute; with fewer
+    repeats the second forward costs more than it saves).
     `entropy_grad=False` computes the entropy without a graph (when it is only logged)."""
     distinct = len({tuple(r.prompt_ids) for r in batch})
-    layout = response_logits_shared if share_prompts and _worth_sharing(distinct, len(batch)) else response_logits_padded
-    resp, tokens, mask = layout(model_fn, batch, pad_id, device)  # [B,T,V], [B,T], [B,T]
-    logp_all = torch.log_softmax(resp.float() / temp, dim=-1)  # [B,T,V]: one pass serves logp and entropy
-    logp = logp_all.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
-    ent = None
-    if with_entropy:
-        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
-            ent = entropy_of_logprobs(logp_all)
-    return logp, mask, ent
+    layout = score_shared if share_prompts and _worth_sharing(distinct, len(batch)) else score_padded
+    return layout(scorer, batch, pad_id, device, temp, with_entropy, entropy_grad)
 
 
-def response_logits_padded(model_fn, batch: list[Rollout], pad_id: int, device):
+def score_padded(scorer, batch: list[Rollout], pad_id: int, device, temp: float, with_entropy: bool,
+                 entropy_grad: bool):
     """One forward over [B, P+T]: prompts left-padded to the longest prompt P, completions right-padded
-    to T, so every row's completion starts at column P and the logits predicting it are columns
-    P-1 .. P+T-2 of every row. The LM head runs on those T columns only (`logits_to_keep`; no
-    [B, P+T, V] logits and no gather through them), with explicit position ids, so the padding shifts
-    no position. Returns logits [B,T,V], completion tokens [B,T], mask [B,T] (fp32)."""
+    to T, so every row's completion starts at column P and the positions predicting it are columns
+    P-1 .. P+T-2 of every row. The LM head scores those T columns only (`logits_to_keep`), with
+    explicit position ids, so the padding shifts no position. Returns logp [B,T], mask [B,T] (fp32),
+    entropy [B,T] or None."""
     P, T = max(len(r.prompt_ids) for r in batch), max(len(r.completion_ids) for r in batch)
     ids = [[pad_id] * (P - len(r.prompt_ids)) + r.prompt_ids + r.completion_ids + [pad_id] * (T - len(r.completion_ids))
            for r in batch]
@@ -282,20 +277,23 @@ def response_logits_padded(model_fn, batch: list[Rollout], pad_id: int, device):
     ids, attn = torch.tensor(ids, device=device), torch.tensor(attn, device=device)
     pos = (attn.cumsum(-1) - 1).clamp(min=0)
     keep = torch.arange(P - 1, P + T - 1, device=device)
-    resp = model_fn(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False,
-                    logits_to_keep=keep).logits  # [B,T,V]
-    return resp, ids[:, P:], attn[:, P:].to(torch.float32)
+    logp, ent = scorer(ids[:, P:], temperature=temp, with_entropy=with_entropy, entropy_grad=entropy_grad,
+                       input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False, logits_to_keep=keep)
+    return logp, attn[:, P:].to(torch.float32), ent
 
 
-def response_logits_shared(model_fn, batch: list[Rollout], pad_id: int, device):
-    """The same logits as `response_logits_padded`, with each distinct prompt run through the model once
-    (the n rollouts of a group, or every row of a 1-shot batch, share theirs). Two forwards:
-    1. the U distinct prompts [U, P], left-padded, returning their key/value cache and the logits at the
-       last prompt position (which predict each completion's first token);
+def score_shared(scorer, batch: list[Rollout], pad_id: int, device, temp: float, with_entropy: bool,
+                 entropy_grad: bool):
+    """The same scores as `score_padded`, with each distinct prompt run through the model once (the n
+    rollouts of a group, or every row of a 1-shot batch, share theirs). Two forwards, both returning
+    final hidden states (the scorer's `hidden`), which are assembled per row and then scored in chunks:
+    1. the U distinct prompts [U, P], left-padded, returning their key/value cache and the hidden state
+       at the last prompt position (which predicts each completion's first token);
     2. the completions [B, T-1] (all but the last token), attending to their prompt's cached keys and
        values, selected per row by index, so gradients flow back into the one shared prompt forward.
-    Needs the model's KV cache in training mode: transformers drops it under gradient checkpointing,
-    so callers use the padded layout then. Returns logits [B,T,V], tokens [B,T], mask [B,T] (fp32)."""
+    Needs the model's KV cache in training mode (transformers drops it under gradient checkpointing)
+    and the head's full weight outside forward (not ZeRO-3): `can_share_prompts` checks both.
+    Returns logp [B,T], mask [B,T] (fp32), entropy [B,T] or None."""
     from transformers import DynamicCache
 
     index: dict[tuple[int, ...], int] = {}
@@ -306,32 +304,35 @@ def response_logits_shared(model_fn, batch: list[Rollout], pad_id: int, device):
     p_attn = torch.tensor([[0] * (P - len(p)) + [1] * len(p) for p in prompts], device=device)  # [U,P]
     p_pos = (p_attn.cumsum(-1) - 1).clamp(min=0)
     cache = DynamicCache()
-    first = model_fn(input_ids=p_ids, attention_mask=p_attn, position_ids=p_pos, past_key_values=cache,
-                     use_cache=True, logits_to_keep=1).logits[:, -1]  # [U,V]
+    first = scorer.hidden(input_ids=p_ids, attention_mask=p_attn, position_ids=p_pos, past_key_values=cache,
+                          use_cache=True, logits_to_keep=1).logits[:, -1]  # [U,H]
     tokens = torch.tensor([r.completion_ids + [pad_id] * (T - len(r.completion_ids)) for r in batch], device=device)
     mask = torch.tensor([[1] * len(r.completion_ids) + [0] * (T - len(r.completion_ids)) for r in batch], device=device)
-    resp = first[row_prompt].unsqueeze(1)  # [B,1,V]
+    hidden = first[row_prompt].unsqueeze(1)  # [B,1,H]
     if T > 1:
         for layer in cache.layers:  # [U, kv, P, D] -> [B, kv, P, D]; the gradient sums back per prompt
             layer.keys, layer.values = layer.keys[row_prompt], layer.values[row_prompt]
         attn = torch.cat([p_attn[row_prompt], mask[:, :-1]], dim=1)  # [B, P+T-1]
         pos = p_pos[row_prompt][:, -1:] + 1 + torch.arange(T - 1, device=device)  # [B, T-1]
-        rest = model_fn(input_ids=tokens[:, :-1], attention_mask=attn, position_ids=pos, past_key_values=cache,
-                        use_cache=True).logits  # [B, T-1, V]: position t predicts completion token t+1
-        resp = torch.cat([resp, rest], dim=1)
-    return resp, tokens, mask.to(torch.float32)
+        rest = scorer.hidden(input_ids=tokens[:, :-1], attention_mask=attn, position_ids=pos, past_key_values=cache,
+                             use_cache=True).logits  # [B, T-1, H]: position t predicts completion token t+1
+        hidden = torch.cat([hidden, rest], dim=1)
+    logp, ent = scorer.score_hidden(hidden, tokens, temperature=temp, with_entropy=with_entropy,
+                                    entropy_grad=entropy_grad)
+    return logp, mask.to(torch.float32), ent
 
 
-def can_share_prompts(cfg, module) -> bool:
+def can_share_prompts(cfg, module, scorer) -> bool:
     """prompt_sharing is on, the module keeps its KV cache in training (no gradient checkpointing), its
     attention has no sliding-window layers (their masks and caches are not what the shared layout was
-    checked against), and its parameters are not ZeRO-3 partitions: there every forward gathers all of
-    them, and the second forward measured slower than the prompt tokens it saves (tiny model, 1 rank)."""
+    checked against), its LM head can return hidden states (a ScoringHead), and its parameters are not
+    ZeRO-3 partitions: there every forward gathers all of them, the second forward measured slower than
+    the prompt tokens it saves (tiny model, 1 rank), and the head's weight is not whole outside forward."""
     from rlvr.models.load import has_sliding_window
 
     return (cfg.prompt_sharing and not has_sliding_window(getattr(module, "config", None))
             and not getattr(module, "is_gradient_checkpointing", False)
-            and not any(hasattr(p, "ds_id") for p in module.parameters()))
+            and scorer.head is not None and not scorer.partitioned)
 
 
 def _worth_sharing(distinct_prompts: int, rows: int) -> bool:
@@ -375,17 +376,18 @@ def precompute_logprobs(ctx, backend, reference, rollouts: list[Rollout], pad_id
     reference (when the KL term is on), micro-batch by micro-batch."""
     micro = ctx.micro_batch_size
     n_chunks = int(max(ctx.world.all_gather_object(math.ceil(len(rollouts) / micro))))
-    order = micro_batch_order(rollouts, n_chunks, micro, can_share_prompts(ctx.cfg, backend.module))
+    share = can_share_prompts(ctx.cfg, backend.module, backend.scorer)
+    order = micro_batch_order(rollouts, n_chunks, micro, share)
     for part in chunks(order, n_chunks, micro):
         batch = part or [_dummy(pad_id)]
         if need_old:
-            logp, _, _ = forward_response(backend.forward, batch, pad_id, backend.device, temp, False,
-                                          share_prompts=can_share_prompts(ctx.cfg, backend.module))
+            logp, _, _ = forward_response(backend.scorer, batch, pad_id, backend.device, temp, False,
+                                          share_prompts=share)
             for r, lp in zip(part, logp, strict=False):
                 r.old_logp = lp[: len(r.completion_ids)].detach().cpu()
         if reference is not None and part:
             logp, _, _ = forward_response(reference, batch, pad_id, backend.device, temp, False,
-                                          share_prompts=can_share_prompts(ctx.cfg, reference))
+                                          share_prompts=can_share_prompts(ctx.cfg, reference.forward, reference))
             for r, lp in zip(part, logp, strict=False):
                 r.ref_logp = lp[: len(r.completion_ids)].detach().cpu()
 
@@ -403,7 +405,7 @@ def train_on(ctx, backend, rollouts: list[Rollout], plan: Plan, pad_id: int, tem
     """ppo_epochs x updates optimizer steps over this step's rollouts; returns summed metrics."""
     cfg, world, micro = ctx.cfg, ctx.world, ctx.micro_batch_size
     sums: Counter = Counter()
-    share = can_share_prompts(cfg, backend.module)
+    share = can_share_prompts(cfg, backend.module, backend.scorer)
     by_prompt = _groups(rollouts)
     backend.train()
     for _ in range(cfg.ppo_epochs):
@@ -416,7 +418,7 @@ def train_on(ctx, backend, rollouts: list[Rollout], plan: Plan, pad_id: int, tem
             for part in chunks(mini, plan.grad_accum, micro):
                 batch = part or [_dummy(pad_id)]
                 # entropy_coef 0: entropy is logged only, so no graph through the full-vocabulary softmax
-                logp, mask, ent = forward_response(backend.forward, batch, pad_id, backend.device, temp,
+                logp, mask, ent = forward_response(backend.scorer, batch, pad_id, backend.device, temp,
                                                    with_entropy=True, entropy_grad=bool(cfg.entropy_coef),
                                                    share_prompts=share)
                 mask = mask * torch.tensor([float(r.train) for r in batch], device=mask.device).unsqueeze(-1)
@@ -671,13 +673,15 @@ def main(ctx: StageContext) -> StageResult:
 
 
 def load_reference(ctx: StageContext, device) -> Any:
-    """The frozen input model for the KL term (a plain module on every rank, no optimizer)."""
+    """The frozen input model for the KL term (a plain module on every rank, no optimizer), as a
+    TokenScorer with the recipe's LM-head chunking."""
     from rlvr.models.load import load_model
+    from rlvr.models.scoring import token_scorer
 
     ref = load_model(ctx.input_model, dtype=ctx.recipe.model.dtype).to(device).eval()
     for p in ref.parameters():
         p.requires_grad_(False)
-    return ref
+    return token_scorer(ref, ref, ctx.recipe.backend.logits_chunk_tokens)
 
 
 def summarize(history: list[dict[str, float]]) -> dict[str, float]:

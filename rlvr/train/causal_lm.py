@@ -15,20 +15,19 @@ import time
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from rlvr.data.lm import IGNORE, Example, collate
 from rlvr.stages.context import StageContext, StageResult, fingerprint
 from rlvr.tracking import progress
 
 
-def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Per-token negative log-likelihood. logits [B,T,V], targets [B,T] (IGNORE = no loss) -> [B,T],
-    0 at ignored positions. Computed in fp32."""
-    B, T, V = logits.shape
-    nll = F.cross_entropy(logits.float().reshape(B * T, V), targets.reshape(B * T), ignore_index=IGNORE,
-                          reduction="none")
-    return nll.reshape(B, T)
+def token_nll(scorer: Any, targets: torch.Tensor, **inputs: Any) -> torch.Tensor:
+    """Per-token negative log-likelihood of `targets` [B,T] (IGNORE = no loss) under the model run by
+    `scorer` (a rlvr.models.scoring.TokenScorer: the LM head in chunks, no [B,T,V] logits) on `inputs`
+    -> [B,T], fp32, 0 at ignored positions."""
+    loss = targets != IGNORE
+    logp, _ = scorer(targets.masked_fill(~loss, 0), **inputs)
+    return -logp * loss
 
 
 class EpochOrder:
@@ -77,8 +76,7 @@ def train_causal_lm(ctx: StageContext, tokenizer: Any, model: Any, examples: lis
             batch = collate([examples[i] for i in mine[k * micro:(k + 1) * micro]], pad, packed)
             batch = {key: v.to(backend.device) for key, v in batch.items()}
             targets = batch.pop("targets")
-            logits = backend.forward(**batch, use_cache=False).logits
-            nll = token_nll(logits, targets)  # [B,T]
+            nll = token_nll(backend.scorer, targets, **batch, use_cache=False)  # [B,T]
             backend.backward(nll.sum() / denom)
             nll_sum += float(nll.detach().sum())
         stats = backend.step()

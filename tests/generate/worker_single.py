@@ -38,6 +38,12 @@ class Trainer:
     def forward(self, **inputs):
         return self.model(**inputs)
 
+    @property
+    def scorer(self):
+        from rlvr.models.scoring import token_scorer
+
+        return token_scorer(self.forward, self.model)
+
 
 def trainer_gap(model, completions):
     """max |completion logprob - trainer log_softmax(logits / T)| over all tokens (T = 1)."""

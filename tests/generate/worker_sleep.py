@@ -26,6 +26,12 @@ class Trainer:
     def forward(self, **inputs):
         return self.model(**inputs)
 
+    @property
+    def scorer(self):
+        from rlvr.models.scoring import token_scorer
+
+        return token_scorer(self.forward, self.model)
+
 
 def free_gib():
     return torch.cuda.mem_get_info()[0] / 2**30
