@@ -56,6 +56,18 @@ class TinyModelSpec(Strict):
     max_position_embeddings: int = Field(1024, ge=64)
     vocab_size: int = Field(512, ge=300, le=8192)
     """Target BPE vocabulary (special tokens included)."""
+    embedding_size: int | None = Field(None, ge=300, le=262144)
+    """Rows of the embedding and LM head (default: the tokenizer's size). Set a real model's vocabulary,
+    e.g. 151936 (Qwen2.5), 128256 (Llama-3.2), 200064 (Phi-4-mini), to run any recipe at that vocabulary
+    on CPU: Qwen2.5 pads its 151,665 tokens to 151,936 the same way. Must be at least vocab_size (the
+    tokenizer's exact size is checked when the model is built). The tokenizer's rows and every weight but the last layer's
+    v_proj bias are the default model's. The padded rows (ids the tokenizer never produces) are never sampled, like a real
+    model's trained padded rows: the last layer's v_proj bias adds a constant direction c to the residual
+    and each padded LM-head row is -16 c/|c|, so their logits sit 50 or more below the best real token's
+    (total probability < 1e-19 at initialisation; the real tokens' distribution moves by KL < 0.015
+    nats). Zero or random padded rows would not do: ~151k logits near 0 take 99.7 % of the probability,
+    an untrained model samples almost only padded ids (vLLM and HF decode them as empty text), and 60
+    Adam steps of next-token training only bring that to 79 %."""
     seed: int = 0
 
     @model_validator(mode="after")
@@ -70,6 +82,10 @@ class TinyModelSpec(Strict):
             )
         if self.num_heads % self.num_kv_heads:
             problems.append(f"num_heads {self.num_heads} must be divisible by num_kv_heads {self.num_kv_heads}")
+        if self.embedding_size is not None and self.embedding_size < self.vocab_size:
+            # vocab_size bounds the tokenizer's size from above; the exact size is checked at build time
+            problems.append(f"embedding_size {self.embedding_size} < vocab_size {self.vocab_size}: the embedding "
+                            f"needs a row per token (use at least {self.vocab_size}, or leave it unset)")
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -3,7 +3,8 @@
 The tokenizer is a byte-level BPE trained on toy-task text plus a little general math prose, with
 digits always split into single tokens (as Qwen2 does) and a ChatML chat template. The model is a
 Qwen2 architecture with random weights from a seeded generator; head size must be >= 32 because
-vLLM's CPU attention supports no smaller head (checked by TinyModelSpec).
+vLLM's CPU attention supports no smaller head (checked by TinyModelSpec). `embedding_size` pads the
+embedding and LM head to a real vocabulary with rows that are never sampled (pad_vocabulary).
 """
 
 from __future__ import annotations
@@ -66,9 +67,15 @@ def build_tokenizer(vocab_size: int = 512):
 
 
 def build_model(spec: TinyModelSpec, vocab_size: int):
+    """The Qwen2 model of `spec` for a tokenizer of `vocab_size` tokens, with `spec.embedding_size` rows
+    of embedding and LM head (default: vocab_size). The padded rows are never sampled (pad_vocabulary)."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
+    size = vocab_size if spec.embedding_size is None else spec.embedding_size
+    if size < vocab_size:
+        raise ValueError(f"model.tiny.embedding_size {size} is smaller than the tokenizer's {vocab_size} tokens; "
+                         f"use at least {vocab_size} (or leave it unset)")
     config = Qwen2Config(
         vocab_size=vocab_size,
         hidden_size=spec.hidden_size,
@@ -86,10 +93,49 @@ def build_model(spec: TinyModelSpec, vocab_size: int):
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(spec.seed)
     try:
-        model = Qwen2ForCausalLM(config)
+        model = Qwen2ForCausalLM(config)  # at the tokenizer's size: the same weights whatever embedding_size
     finally:
         torch.random.set_rng_state(generator_state)
+    if size > vocab_size:
+        pad_vocabulary(model, size)
     return model
+
+
+PADDED_ROW_NORM = 16.0  # |padded LM-head row|: see pad_vocabulary
+
+
+def pad_vocabulary(model, size: int) -> None:
+    """Grow a freshly initialised Qwen2 model's embedding and LM head from V to `size` rows so that the
+    padded ids (never produced by the tokenizer) are never sampled, as a real model's trained padded rows
+    are not. Qwen2's LM head has no bias, so a constant is made from the last layer's v_proj bias: it
+    adds a fixed direction c (rms 2 x initializer_range, about twice the embeddings') to the residual at
+    every position, and each padded LM-head row is -PADDED_ROW_NORM * c/|c|. Measured on toy text at
+    initialisation: padded logits sit at least 80 (hidden 64) or 50 (hidden 128) below the best real
+    token's and their total probability is at most 1e-19; the real tokens' distribution moves by a KL of
+    0.014 (hidden 64) or 0.007 nats (128). Padded embedding rows are zero; every other weight, the
+    tokenizer's rows included, is the unpadded model's."""
+    import torch
+
+    with torch.no_grad():  # fresh parameters: nothing to track
+        cfg = model.config
+        emb, head = model.model.embed_tokens, model.lm_head
+        vocab, hidden = emb.weight.shape
+        attn = model.model.layers[-1].self_attn
+        # v_proj bias = s * ones: every head's attention output gains s * ones (its weights sum to 1), so
+        # o_proj adds c = s * W_o @ ones to the residual at every position
+        direction = attn.o_proj.weight.sum(-1)  # [hidden]: W_o @ ones
+        scale = 2 * cfg.initializer_range * hidden**0.5 / direction.norm()  # rms(c) = 2 x initializer_range
+        attn.v_proj.bias.fill_(scale)
+        new_emb = torch.zeros(size, hidden, dtype=emb.weight.dtype)
+        new_emb[:vocab] = emb.weight
+        new_head = torch.empty(size, hidden, dtype=head.weight.dtype)
+        new_head[:vocab] = head.weight
+        new_head[vocab:] = -PADDED_ROW_NORM * direction / direction.norm()
+        emb.weight = torch.nn.Parameter(new_emb)
+        emb.num_embeddings = size
+        head.weight = torch.nn.Parameter(new_head)
+        head.out_features = size
+    cfg.vocab_size = size
 
 
 def build_tiny(spec: TinyModelSpec, out_dir: str | Path) -> Path:
