@@ -105,6 +105,7 @@ class DeepSpeedBackend:
         self.grad_accum = grad_accum
         self.micro_batch_size = micro_batch_size
         self._micro = 0
+        self._expected = grad_accum  # backward calls in the current step (accumulate() may change it)
         self.scorer = token_scorer(self.forward, engine.module, logits_chunk_tokens, partitioned=self.partitioned)
         """Scores tokens with the trainer (rlvr.models.scoring.TokenScorer): log-probs and entropy in LM-head
         chunks, inside the model's forward, so ZeRO-3 gathers the head like any layer."""
@@ -171,25 +172,39 @@ class DeepSpeedBackend:
     def forward(self, **inputs: Any) -> Any:
         return self.engine(**inputs)
 
+    def accumulate(self, micro_batches: int) -> None:
+        """Declare that the next optimizer step takes `micro_batches` backward calls instead of grad_accum:
+        token-budget micro-batches (rlvr.rl.batching) vary in number from step to step. Every rank must
+        declare the same number. Call before the step's first backward."""
+        if self._micro:
+            raise RuntimeError("accumulate() after a backward call of the current step")
+        if micro_batches < 1:
+            raise ValueError(f"a step needs at least one micro-batch, got {micro_batches}")
+        self._expected = micro_batches
+
     def backward(self, loss: torch.Tensor) -> None:
         """Backward of one micro-batch whose loss is normalised by the step's global denominator."""
-        if self._micro >= self.grad_accum:
-            raise RuntimeError(f"backward called more than grad_accum={self.grad_accum} times before step()")
+        if self._micro >= self._expected:
+            raise RuntimeError(f"backward called more than {self._expected} times (grad_accum, or accumulate()) "
+                               "before step()")
+        # the boundary is set explicitly, so a step may take any number of micro-batches (accumulate())
+        self.engine.set_gradient_accumulation_boundary(self._micro + 1 == self._expected)
         self.engine.backward(loss * self.world.world_size, scale_wrt_gas=False)
         self._micro += 1
-        if self._micro < self.grad_accum:
+        if self._micro < self._expected:
             self.engine.step()  # not a boundary: DeepSpeed only advances its micro-step counter
 
     def step(self) -> StepStats:
-        """Optimizer and lr-schedule update, after exactly grad_accum backward calls."""
-        if self._micro != self.grad_accum:
-            raise RuntimeError(f"step() after {self._micro} backward calls; expected grad_accum={self.grad_accum}")
+        """Optimizer and lr-schedule update, after exactly grad_accum backward calls (or the number given
+        to accumulate())."""
+        if self._micro != self._expected:
+            raise RuntimeError(f"step() after {self._micro} backward calls; expected {self._expected}")
         # DeepSpeed's ZeRO and mixed-precision optimizers keep the pre-clip norm they compute; the bare
         # client optimizer (ZeRO-0, fp32) keeps none: DeepSpeed clips through a helper whose returned norm
         # it discards, so get_global_grad_norm() stays None. Measure it here, before the step clips.
         own_norm = None if hasattr(self.engine.optimizer, "_global_grad_norm") else self._module_grad_norm()
         self.engine.step()
-        self._micro = 0
+        self._micro, self._expected = 0, self.grad_accum
         norm = own_norm if own_norm is not None else self.engine.get_global_grad_norm()
         norm = float(norm) if norm is not None else None
         return StepStats(lr=self.lr, grad_norm=norm)

@@ -257,6 +257,17 @@ class MidtrainStage(_StageCommon):
     seq_len: int = Field(2048, ge=16)
     packing: bool = True
     """Pack documents into seq_len rows (attention stays within each document)."""
+    max_tokens_per_micro_batch: int | None = Field(None, ge=1)
+    """Per rank: micro-batches of at most this many token positions instead of micro_batch_size rows
+    (packed rows are seq_len long, so this gives budget // seq_len rows; unpacked documents are
+    length-sorted and packed up to it, verl's dynamic batch size). Must hold one seq_len row."""
+
+    @model_validator(mode="after")
+    def _budget(self) -> MidtrainStage:
+        if self.max_tokens_per_micro_batch is not None and self.max_tokens_per_micro_batch < self.seq_len:
+            raise ValueError(f"max_tokens_per_micro_batch {self.max_tokens_per_micro_batch} < seq_len {self.seq_len}: "
+                             "a micro-batch must hold one row (raise it or lower seq_len)")
+        return self
 
 
 class SftStage(_StageCommon):
@@ -269,6 +280,18 @@ class SftStage(_StageCommon):
     packing: bool = False
     """Off by default, as in Phi-4-Mini-Reasoning's SFT, so the model learns where to stop."""
     system_prompt: str | None = None
+    max_tokens_per_micro_batch: int | None = Field(None, ge=1)
+    """Per rank: instead of micro_batch_size sequences, cut each rank's share of the step into micro-batches
+    of length-sorted sequences (packed rows when packing) holding at most this many token positions (padding included; verl's dynamic
+    batch size). The number of micro-batches then varies by step (every rank runs the largest); the loss
+    stays normalised by the whole step, so the update is the same. Must hold one example of max_len tokens."""
+
+    @model_validator(mode="after")
+    def _budget(self) -> SftStage:
+        if self.max_tokens_per_micro_batch is not None and self.max_tokens_per_micro_batch < self.max_len:
+            raise ValueError(f"max_tokens_per_micro_batch {self.max_tokens_per_micro_batch} < max_len {self.max_len}: "
+                             "a micro-batch must hold the longest example (raise it or lower max_len)")
+        return self
 
 
 class TemperatureSchedule(Strict):
@@ -348,6 +371,11 @@ class RlvrStage(_StageCommon):
     """Prompts per optimizer update; unset = all of the step's prompts, i.e. one update per rollout
     step (1-shot RLVR's released code). prompts_per_step / mini_batch_prompts updates otherwise."""
     ppo_epochs: int = Field(1, ge=1)
+    max_tokens_per_micro_batch: int | None = Field(None, ge=1)
+    """Per rank: instead of micro_batch_size sequences, cut each rank's share of the step into micro-batches
+    of length-sorted rollouts holding at most this many token positions (padding included; verl's dynamic
+    batch size). The number of micro-batches then varies by step (every rank runs the largest); the loss
+    stays normalised by the whole step, so the update is the same. Must hold one rollout of max_prompt_tokens + max_response_tokens."""
     prompt_sharing: bool = True
     """Trainer forwards run each distinct prompt of a micro-batch once; its rollouts attend to its
     cached keys/values (the same log-probs and gradients, less compute: the n rollouts of a group
@@ -387,6 +415,10 @@ class RlvrStage(_StageCommon):
                             f"{self.mini_batch_prompts}")
         if self.clip_high < self.clip_low:
             problems.append(f"clip_high {self.clip_high} < clip_low {self.clip_low}; clip-higher means clip_high >= clip_low")
+        longest = self.max_prompt_tokens + self.max_response_tokens
+        if self.max_tokens_per_micro_batch is not None and self.max_tokens_per_micro_batch < longest:
+            problems.append(f"max_tokens_per_micro_batch {self.max_tokens_per_micro_batch} < max_prompt_tokens + "
+                            f"max_response_tokens = {longest}: a micro-batch must hold the longest rollout")
         if self.validation is not None and self.validation.max_tokens() >= self.generation.max_model_len:
             problems.append(f"validation: max_tokens {self.validation.max_tokens()} leaves no room for the prompt in "
                             f"generation.max_model_len {self.generation.max_model_len} (validation uses the stage's "
@@ -445,6 +477,11 @@ class DpoStage(_StageCommon):
     them (standard DPO). divergent_step: only the line where chosen and rejected first differ, on each
     side (Step-DPO's preference on the first wrong step, Lai et al. 2024): the shared prefix cancels
     anyway, and the rejected response's later steps are not pushed down."""
+    max_tokens_per_micro_batch: int | None = Field(None, ge=1)
+    """Per rank: instead of micro_batch_size sequences, cut each rank's share of the step into micro-batches
+    of length-sorted pairs (2 sequences each) holding at most this many token positions (padding included; verl's dynamic
+    batch size). The number of micro-batches then varies by step (every rank runs the largest); the loss
+    stays normalised by the whole step, so the update is the same. Must hold one pair: 2 x pairs.max_len."""
     nll_coef: float = Field(0.0, ge=0)
     """Add nll_coef x the chosen response's per-token NLL (Iterative RPO, Pang et al. 2024) against
     DPO's likelihood displacement (chosen and rejected log-probs both falling). On the tiny toy model,
@@ -460,6 +497,9 @@ class DpoStage(_StageCommon):
                 raise ValueError("pairs.source 'file' needs pairs.path (teacher rollouts), or give pairs_from")
             if self.pairs.source == "file" and self.pairs.chosen == "reference":
                 raise ValueError("pairs.chosen 'reference' needs pairs.source 'policy' (the data's reference solutions)")
+        if self.max_tokens_per_micro_batch is not None and self.max_tokens_per_micro_batch < 2 * self.pairs.max_len:
+            raise ValueError(f"max_tokens_per_micro_batch {self.max_tokens_per_micro_batch} < 2 x pairs.max_len = "
+                             f"{2 * self.pairs.max_len}: a micro-batch must hold the longest pair (chosen and rejected)")
         return self
 
 

@@ -99,6 +99,17 @@ class World:
         dist.all_reduce(t)
         return float(t.item())
 
+    def all_reduce_max(self, value: int) -> int:
+        """The largest of an integer over ranks (e.g. the number of micro-batches every rank must run)."""
+        if not self.distributed:
+            return int(value)
+        import torch
+        import torch.distributed as dist
+
+        t = torch.tensor([int(value)], dtype=torch.int64, device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return int(t.item())
+
     def all_gather_object(self, obj: Any) -> list[Any]:
         if not self.distributed:
             return [obj]

@@ -1,5 +1,5 @@
 """The update of one global batch does not depend on how it is split: micro-batches x accumulation
-(1x8 vs 2x4), ranks (1 vs 2), ZeRO stage (0, 2, 3) or LM-head chunking (rlvr.rl.logprobs; unchunked,
+(1x8 vs 2x4, or a token budget per micro-batch), ranks (1 vs 2), ZeRO stage (0, 2, 3) or LM-head chunking (rlvr.rl.logprobs; unchunked,
 chunks of 7 and of 16 positions, under ZeRO-3 too). Checked through the real `rlvr run` path on
 SFT, whose examples have different numbers of loss tokens, so a per-micro-batch mean would give a
 different update.
@@ -19,11 +19,12 @@ from safetensors.torch import load_file
 TINY = ["--set", "model.tiny={hidden_size: 64, num_layers: 2, num_heads: 2, num_kv_heads: 1, intermediate_size: 128}"]
 
 
-def _sft_run(tmp_path, name, micro, accum, nproc=1, zero=2, chunk=1024):
+def _sft_run(tmp_path, name, micro, accum, nproc=1, zero=2, chunk=1024, budget=None):
     run_dir = tmp_path / name
     args = ["-m", "rlvr", "run", str(REPO / "recipes" / "tiny.yaml"), "--run-dir", str(run_dir), *TINY,
             "--set", "stages=[{name: sft, type: sft, data: {toy: {n: 64, levels: [1, 3, 5], seed: 4}}, "
-                     "max_steps: 2, optim: {lr: 1.0e-3, schedule: constant, grad_clip: 0}}]",
+                     "max_steps: 2, optim: {lr: 1.0e-3, schedule: constant, grad_clip: 0}, max_len: 128, "
+                     f"max_tokens_per_micro_batch: {budget or 'null'}}}]",
             "--set", f"backend={{zero_stage: {zero}, micro_batch_size: {micro}, grad_accum: {accum}, "
                      f"logits_chunk_tokens: {chunk}}}"]
     cmd = torchrun(nproc, *args) if nproc > 1 else [PYTHON, *args]
@@ -51,6 +52,8 @@ def test_gradient_accumulation_invariance(tmp_path):
     _assert_same(whole, split)
     no_zero = _sft_run(tmp_path, "2x4-zero0", micro=2, accum=4, zero=0)
     _assert_same(whole, no_zero)
+    budget = _sft_run(tmp_path, "budget", micro=2, accum=4, budget=210)  # rows packed up to 210 positions
+    _assert_same(whole, budget)
 
 
 @pytest.mark.slow
@@ -58,3 +61,7 @@ def test_data_parallel_invariance(tmp_path):
     one = _sft_run(tmp_path, "r1", micro=4, accum=2, chunk=0)  # full-vocabulary logits, the unchunked path
     two = _sft_run(tmp_path, "r2", micro=2, accum=2, nproc=2, zero=3, chunk=16)  # ZeRO-3 gathers the head in fwd and bwd
     _assert_same(one, two)
+    # token budget, 2 ranks, ZeRO-3: the ranks cut their rows into different numbers of micro-batches,
+    # and the one with fewer runs empty ones
+    budget = _sft_run(tmp_path, "r2-budget", micro=2, accum=2, nproc=2, zero=3, budget=210)
+    _assert_same(one, budget)

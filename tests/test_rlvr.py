@@ -226,6 +226,9 @@ class _PlainBackend:
     def forward(self, **inputs):
         return self.module(**inputs)
 
+    def accumulate(self, n):
+        pass
+
     def backward(self, loss):
         loss.backward()
 
@@ -313,21 +316,63 @@ def test_prompt_sharing_is_off_where_the_cache_is_dropped_or_when_disabled():
     assert not can_share_prompts(on, windowed, token_scorer(windowed, windowed))
 
 
-def test_micro_batch_order_keeps_groups_together_when_their_prompt_forward_is_shared():
-    """Long shared prompts, completions of mixed lengths: cut by length, every micro-batch would mix
-    groups and pad each row to the long prompt; cut by prompt, each micro-batch is one group and runs
-    its prompt once. Without sharing (or with distinct prompts) the length order is kept."""
-    from rlvr.stages.rlvr import Rollout, chunks, micro_batch_order
+def test_micro_batches_keep_groups_together_when_their_prompt_forward_is_shared():
+    from rlvr.stages.rlvr import Rollout, chunks, micro_batches
 
     rows = [Rollout(group=g, prompt_ids=[g + 1] * 30, completion_ids=[7] * n, rollout_logp=[0.0] * n, truncated=False)
             for g in range(3) for n in (2, 9, 5, 12)]
-    by_prompt = micro_batch_order(rows, 3, 4, share=True)
-    assert [{r.group for r in part} for part in chunks(by_prompt, 3, 4)] == [{0}, {1}, {2}]
-    by_length = micro_batch_order(rows, 3, 4, share=False)
+    split = lambda order: chunks(order, 3, 4)  # noqa: E731
+    assert [{r.group for r in part} for part in micro_batches(rows, split, share=True)] == [{0}, {1}, {2}]
+    by_length = [r for part in micro_batches(rows, split, share=False) for r in part]
     assert [len(r.completion_ids) for r in by_length] == sorted(len(r.completion_ids) for r in rows)
     distinct = [Rollout(group=i, prompt_ids=[i + 1] * 30, completion_ids=[7] * (i + 1), rollout_logp=[0.0] * (i + 1),
                         truncated=False) for i in range(6)][::-1]
-    assert micro_batch_order(distinct, 3, 2, share=True) == sorted(distinct, key=lambda r: len(r.completion_ids))
+    parts = micro_batches(distinct, lambda order: chunks(order, 3, 2), share=True)
+    assert [r for p in parts for r in p] == sorted(distinct, key=lambda r: len(r.completion_ids))
+
+
+@pytest.mark.parametrize("share", [False, True])
+def test_token_budget_micro_batches_give_the_whole_batch_update(share):
+    """max_tokens_per_micro_batch: the mini-batch is cut into micro-batches of at most that many forward
+    positions (several, of varying sizes), and the weights equal one micro-batch of everything to 1e-6,
+    with and without prompt sharing."""
+    from rlvr.config import RlvrStage
+    from rlvr.stages.rlvr import Plan, forward_positions, train_on
+    from rlvr.world import World
+
+    weights, widths = {}, {}
+    for budget in (None, 40):
+        cfg = RlvrStage(name="rl", type="rlvr", data={"toy": {}}, prompt_sharing=share, max_prompt_tokens=20,
+                        max_response_tokens=20, max_tokens_per_micro_batch=budget)
+        backend, seen = _PlainBackend(_random_lm()), []
+        plain = backend.forward
+        backend.forward = lambda **inputs: seen.append(inputs["input_ids"].numel()) or plain(**inputs)  # noqa: B023
+        calls = []
+        backend.accumulate = calls.append
+        ctx = types.SimpleNamespace(cfg=cfg, world=World(), micro_batch_size=6)
+        rollouts = _rollouts(shared=True)
+        train_on(ctx, backend, rollouts, Plan(prompts_local=3, updates=1, mini_local=3, grad_accum=1, total_steps=1),
+                 0, 0.7, single_update=True)
+        weights[budget], widths[budget] = [p.detach().clone() for p in backend.module.parameters()], (calls, seen)
+    calls, seen = widths[40]
+    assert calls[0] >= 3 and len(seen) >= calls[0]  # several micro-batches, each declared to the backend
+    assert all(w <= 40 for w in seen), seen  # padded positions per forward within the budget
+    assert forward_positions(_rollouts(shared=True), share) > 40
+    for x, y in zip(weights[None], weights[40], strict=True):
+        assert torch.allclose(x, y, atol=1e-6)
+
+
+def test_pack_by_budget():
+    from rlvr.rl.batching import pack_by_budget, pad_parts, padded_positions
+
+    lengths = [1, 2, 2, 3, 5, 8, 13]
+    parts = pack_by_budget(lengths, 10, padded_positions)
+    assert parts == [[1, 2, 2], [3, 5], [8], [13]]  # order kept; [1, 2, 2, 3] would be 4 x 3 > 10; 13 alone
+    assert [x for p in parts for x in p] == lengths
+    assert all(padded_positions(p) <= 10 for p in parts if len(p) > 1)
+    assert pad_parts(parts, 6)[4:] == [[], []]
+    with pytest.raises(ValueError):
+        pack_by_budget(lengths, 0, padded_positions)
 
 
 def test_shared_prompt_micro_batches_give_the_whole_batch_update():

@@ -32,6 +32,7 @@ import torch
 
 from rlvr.data.lm import IGNORE, Example, chat_messages, collate, sft_example
 from rlvr.data.sources import load_rows, map_rows
+from rlvr.rl.batching import pack_by_budget, pad_parts, padded_positions
 from rlvr.rl.dpo import dpo_loss
 from rlvr.stages.context import StageContext, StageResult, fingerprint
 from rlvr.tracking import progress
@@ -218,17 +219,33 @@ def pair_logps(scorer, items: list[tuple[Example, Example]], pad_id: int, device
     return logps[: len(items)], logps[len(items):]
 
 
+def pair_positions(items: list[tuple[Example, Example]]) -> int:
+    """Token positions of one micro-batch of pairs: 2 rows per pair, right-padded to the longest side."""
+    return padded_positions([max(len(c), len(r)) for c, r in items for _ in range(2)])
+
+
+def pair_micro_batches(rows: list[int], items: list[tuple[Example, Example]], micro: int, gas: int,
+                       budget: int | None) -> list[list[int]]:
+    """Pair indices as micro-batches: `gas` slices of `micro` pairs, or (a token budget) pairs sorted by
+    their longer side packed up to `budget` positions each (the caller pads the count across ranks)."""
+    if not budget:
+        return [rows[k * micro:(k + 1) * micro] for k in range(gas)]
+    by_length = sorted(rows, key=lambda i: max(len(items[i][0]), len(items[i][1])))
+    return pack_by_budget(by_length, budget, lambda part: pair_positions([items[i] for i in part]))
+
+
 @torch.no_grad()
 def reference_logps(ctx: StageContext, backend: Any, items: list[tuple[Example, Example]], pad_id: int) -> torch.Tensor:
     """[N, 2] reference log-probs of every pair, from the input weights (before any update). Every rank
     scores the same micro-batches so ZeRO-3's gathers stay collective."""
-    micro, out = ctx.micro_batch_size, []
+    micro, out = ctx.micro_batch_size, torch.zeros(len(items), 2)
+    rows = list(range(len(items)))
     backend.train(False)
-    for i in range(0, len(items), micro):
-        chosen, rejected = pair_logps(backend.scorer, items[i:i + micro], pad_id, backend.device)
-        out.append(torch.stack([chosen, rejected], -1).cpu())
+    for part in pair_micro_batches(rows, items, micro, math.ceil(len(items) / micro), ctx.cfg.max_tokens_per_micro_batch):
+        chosen, rejected = pair_logps(backend.scorer, [items[i] for i in part], pad_id, backend.device)
+        out[part] = torch.stack([chosen, rejected], -1).cpu()
     backend.train(True)
-    return torch.cat(out)
+    return out
 
 
 def main(ctx: StageContext) -> StageResult:
@@ -254,8 +271,14 @@ def main(ctx: StageContext) -> StageResult:
         rows = order.global_batch(step, G)
         mine = rows[world.rank * micro * gas:(world.rank + 1) * micro * gas]
         sums = torch.zeros(5)  # loss, margin, chosen reward, rejected reward, accuracy (sums over pairs)
-        for k in range(gas):
-            idx = mine[k * micro:(k + 1) * micro]
+        parts = pair_micro_batches(mine, items, micro, gas, cfg.max_tokens_per_micro_batch)
+        parts = pad_parts(parts, world.all_reduce_max(len(parts)))
+        backend.accumulate(len(parts))
+        for idx in parts:
+            if not idx:  # token budget: another rank has more micro-batches; ZeRO-3 gathers are collective
+                pol_w, pol_l = pair_logps(backend.scorer, [items[mine[0]]], pad, backend.device)
+                backend.backward(0.0 * (pol_w + pol_l).sum())
+                continue
             pol_w, pol_l = pair_logps(backend.scorer, [items[i] for i in idx], pad, backend.device)
             r = ref[idx].to(backend.device)
             n_w = torch.tensor([float(items[i][0].n_loss_tokens) for i in idx], device=backend.device)

@@ -41,10 +41,11 @@ from typing import Any
 
 import torch
 
-from rlvr.config import TemperatureSchedule
+from rlvr.config import RlvrStage, TemperatureSchedule
 from rlvr.data.lm import chat_messages, render_prompt
 from rlvr.data.sources import load_rows
 from rlvr.rl.advantages import ESTIMATORS
+from rlvr.rl.batching import pack_by_budget, pad_parts
 from rlvr.rl.losses import aggregate, kl, policy_loss, tis_weights
 from rlvr.stages.context import StageContext, StageResult, fingerprint
 from rlvr.tracking import progress
@@ -339,31 +340,42 @@ def _worth_sharing(distinct_prompts: int, rows: int) -> bool:
     return 2 * distinct_prompts <= rows
 
 
-def micro_batch_order(rollouts: list[Rollout], n_chunks: int, size: int, share: bool) -> list[Rollout]:
-    """The order to cut micro-batches from (`chunks(order, n_chunks, size)`). The loss of a micro-batch
-    is normalised by the whole mini-batch's counts (n_tokens, n_seqs), so the split changes only the
-    cost, never the update. Two candidates, the one whose forwards process fewer token positions wins:
+def forward_positions(part: list[Rollout], share: bool) -> int:
+    """Token positions the trainer's forwards process for one micro-batch: rows x (P + T) padded, or with
+    prompt sharing (worth it) U x P prompt positions plus rows x T completion positions."""
+    if not part:
+        return 0
+    prompts = {tuple(r.prompt_ids) for r in part}
+    P, T = max(map(len, prompts)), max(len(r.completion_ids) for r in part)
+    return len(prompts) * P + len(part) * T if share and _worth_sharing(len(prompts), len(part)) else len(part) * (P + T)
+
+
+def micro_batch_splitter(cfg: RlvrStage, micro: int, n_chunks: int, share: bool):
+    """How an ordered list of rollouts is cut into micro-batches: `max_tokens_per_micro_batch` positions
+    each (rlvr.rl.batching.pack_by_budget; their number varies), or exactly `n_chunks` of `micro` rows
+    (trailing ones may be empty)."""
+    if cfg.max_tokens_per_micro_batch:
+        return lambda order: pack_by_budget(order, cfg.max_tokens_per_micro_batch, lambda p: forward_positions(p, share))
+    return lambda order: chunks(order, n_chunks, micro)
+
+
+def micro_batches(rollouts: list[Rollout], split, share: bool) -> list[list[Rollout]]:
+    """This rank's micro-batches of `rollouts`, cut by `split` from the cheaper of two orders. The loss of
+    a micro-batch is normalised by the whole mini-batch's counts (n_tokens, n_seqs), so the split changes
+    only the cost, never the update. The candidates, the one whose forwards process fewer token positions
+    winning (ties go to the length order):
     - by length (completion, then prompt): rollouts of like width are padded together;
     - with prompt sharing possible, by prompt: a group's rollouts stay together and share one prompt
-      forward, groups ordered by their longest completion. Ties go to the length order."""
+      forward, groups ordered by their longest completion."""
     by_length = sorted(rollouts, key=lambda r: (len(r.completion_ids), len(r.prompt_ids)))
     if not share:
-        return by_length
+        return split(by_length)
     longest: dict[tuple[int, ...], int] = {}
     for r in rollouts:
         key = tuple(r.prompt_ids)
         longest[key] = max(longest.get(key, 0), len(r.completion_ids))
     by_prompt = sorted(rollouts, key=lambda r: (longest[tuple(r.prompt_ids)], tuple(r.prompt_ids), len(r.completion_ids)))
-
-    def positions(order: list[Rollout]) -> int:
-        total = 0
-        for part in filter(None, chunks(order, n_chunks, size)):
-            prompts = {tuple(r.prompt_ids) for r in part}
-            P, T = max(map(len, prompts)), max(len(r.completion_ids) for r in part)
-            total += len(prompts) * P + len(part) * T if _worth_sharing(len(prompts), len(part)) else len(part) * (P + T)
-        return total
-
-    return min((by_length, by_prompt), key=positions)
+    return min((split(by_length), split(by_prompt)), key=lambda parts: sum(forward_positions(p, share) for p in parts))
 
 
 def _dummy(pad_id: int) -> Rollout:
@@ -375,10 +387,10 @@ def precompute_logprobs(ctx, backend, reference, rollouts: list[Rollout], pad_id
     """old_logp from the current policy (when several updates follow) and ref_logp from the frozen
     reference (when the KL term is on), micro-batch by micro-batch."""
     micro = ctx.micro_batch_size
-    n_chunks = int(max(ctx.world.all_gather_object(math.ceil(len(rollouts) / micro))))
+    n_chunks = ctx.world.all_reduce_max(math.ceil(len(rollouts) / micro))
     share = can_share_prompts(ctx.cfg, backend.module, backend.scorer)
-    order = micro_batch_order(rollouts, n_chunks, micro, share)
-    for part in chunks(order, n_chunks, micro):
+    parts = micro_batches(rollouts, micro_batch_splitter(ctx.cfg, micro, n_chunks, share), share)
+    for part in pad_parts(parts, ctx.world.all_reduce_max(len(parts))):  # the same number of forwards on every rank
         batch = part or [_dummy(pad_id)]
         if need_old:
             logp, _, _ = forward_response(backend.scorer, batch, pad_id, backend.device, temp, False,
@@ -411,11 +423,13 @@ def train_on(ctx, backend, rollouts: list[Rollout], plan: Plan, pad_id: int, tem
     for _ in range(cfg.ppo_epochs):
         for u in range(plan.updates):
             mini = [r for g in by_prompt[u * plan.mini_local:(u + 1) * plan.mini_local] for r in g]
-            mini = micro_batch_order(mini, plan.grad_accum, micro, share)  # less padding, the same update
+            parts = micro_batches(mini, micro_batch_splitter(cfg, micro, plan.grad_accum, share), share)
+            parts = pad_parts(parts, world.all_reduce_max(len(parts)))  # less padding, the same update
+            backend.accumulate(len(parts))
             n_tokens = world.all_reduce_sum(sum(len(r.completion_ids) for r in mini if r.train))
             n_seqs = world.all_reduce_sum(sum(r.train for r in mini))
             counts = {"n_tokens": max(n_tokens, 1.0), "n_seqs": max(n_seqs, 1.0), "norm_len": cfg.max_response_tokens}
-            for part in chunks(mini, plan.grad_accum, micro):
+            for part in parts:
                 batch = part or [_dummy(pad_id)]
                 # entropy_coef 0: entropy is logged only, so no graph through the full-vocabulary softmax
                 logp, mask, ent = forward_response(backend.scorer, batch, pad_id, backend.device, temp,
@@ -606,8 +620,10 @@ def main(ctx: StageContext) -> StageResult:
     orders = (EpochOrder(len(prompts), ctx.recipe.seed), EpochOrder(len(prompts), ctx.recipe.seed + 7919))
     pad = tokenizer.pad_token_id
     single_update = plan.updates == 1 and cfg.ppo_epochs == 1
+    split = (f"micro-batches of <= {cfg.max_tokens_per_micro_batch} tokens" if cfg.max_tokens_per_micro_batch
+             else f"grad_accum {plan.grad_accum}")
     world.print0(f"[{cfg.name}] {len(prompts)} prompts; {cfg.prompts_per_step} prompts x {cfg.rollouts_per_prompt} "
-                 f"rollouts per step, {plan.updates * cfg.ppo_epochs} update(s) per step, grad_accum {plan.grad_accum}"
+                 f"rollouts per step, {plan.updates * cfg.ppo_epochs} update(s) per step, {split}"
                  f"{', generating from the trainer weights' if shared else ''}; "
                  f"steps {start}->{plan.total_steps}")
     validation = Validation(ctx, start) if cfg.validation is not None else None

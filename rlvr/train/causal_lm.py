@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from rlvr.data.lm import IGNORE, Example, collate
+from rlvr.rl.batching import pack_by_budget, pad_parts, padded_positions
 from rlvr.stages.context import StageContext, StageResult, fingerprint
 from rlvr.tracking import progress
 
@@ -28,6 +29,18 @@ def token_nll(scorer: Any, targets: torch.Tensor, **inputs: Any) -> torch.Tensor
     loss = targets != IGNORE
     logp, _ = scorer(targets.masked_fill(~loss, 0), **inputs)
     return -logp * loss
+
+
+def micro_batches(rows: list[int], examples: list[Example], micro: int, gas: int, budget: int | None,
+                  world: Any) -> list[list[int]]:
+    """This rank's step rows as micro-batches: `gas` slices of `micro` rows, or (a token budget)
+    length-sorted rows packed up to `budget` padded positions each, then empty micro-batches up to the
+    largest count of any rank. The loss is normalised by the step's global token count either way."""
+    if not budget:
+        return [rows[k * micro:(k + 1) * micro] for k in range(gas)]
+    by_length = sorted(rows, key=lambda i: len(examples[i]))
+    parts = pack_by_budget(by_length, budget, lambda p: padded_positions([len(examples[i]) for i in p]))
+    return pad_parts(parts, world.all_reduce_max(len(parts)))
 
 
 class EpochOrder:
@@ -60,8 +73,10 @@ def train_causal_lm(ctx: StageContext, tokenizer: Any, model: Any, examples: lis
     backend = ctx.wrap(model, total)
     start = ctx.resume_from(backend, data_id)
     order = EpochOrder(len(examples), ctx.recipe.seed)
+    split = (f"micro-batches of <= {cfg.max_tokens_per_micro_batch} tokens" if cfg.max_tokens_per_micro_batch
+             else f"{micro} x {gas} accum")
     world.print0(f"[{ctx.name}] {len(examples)} sequences, global batch {G} "
-                 f"({micro} x {gas} accum x {world.world_size} ranks), steps {start}->{total}")
+                 f"({split} x {world.world_size} ranks), steps {start}->{total}")
     bar = progress(total, ctx.name, enabled=world.is_main, initial=start)
     first_loss = last_loss = None
     backend.train()
@@ -71,9 +86,12 @@ def train_causal_lm(ctx: StageContext, tokenizer: Any, model: Any, examples: lis
         mine = rows[world.rank * micro * gas:(world.rank + 1) * micro * gas]
         n_tokens = world.all_reduce_sum(sum(examples[i].n_loss_tokens for i in mine))
         denom = max(1.0, n_tokens)  # the global denominator of this step
+        parts = micro_batches(mine, examples, micro, gas, cfg.max_tokens_per_micro_batch, world)
+        backend.accumulate(len(parts))
         nll_sum = 0.0
-        for k in range(gas):
-            batch = collate([examples[i] for i in mine[k * micro:(k + 1) * micro]], pad, packed)
+        for part in parts:
+            # an empty micro-batch (token budget: another rank has more) still runs: ZeRO-3 gathers are collective
+            batch = collate([examples[i] for i in part] or [Example([pad], [IGNORE], [0])], pad, packed)
             batch = {key: v.to(backend.device) for key, v in batch.items()}
             targets = batch.pop("targets")
             nll = token_nll(backend.scorer, targets, **batch, use_cache=False)  # [B,T]
