@@ -109,6 +109,8 @@ class DeepSpeedBackend:
         self.scorer = token_scorer(self.forward, engine.module, logits_chunk_tokens, partitioned=self.partitioned)
         """Scores tokens with the trainer (rlvr.models.scoring.TokenScorer): log-probs and entropy in LM-head
         chunks, inside the model's forward, so ZeRO-3 gathers the head like any layer."""
+        if self.scorer.fallback:
+            world.print0(f"[backend] token scores from full-vocabulary logits, not LM-head chunks: {self.scorer.fallback}")
 
     @classmethod
     def wrap(cls, model: torch.nn.Module, *, world: World, config: BackendConfig, optim: OptimConfig,

@@ -77,11 +77,14 @@ class _ChunkedTokenScores(torch.autograd.Function):
             c = torch.logsumexp(z, dim=-1)  # [c]
             zmax[s:s + chunk], lse[s:s + chunk] = m, c
             logp[s:s + chunk] = z.gather(-1, targets[s:s + chunk, None]).squeeze(-1) - c
-            if with_entropy:
+            if with_entropy or N <= chunk:
                 z.sub_(c[:, None])  # log p, in place
+            if with_entropy:
                 ent[s:s + chunk] = -torch.linalg.vecdot(z.exp(), z)
-            del z
-        ctx.save_for_backward(hidden, weight, bias, targets, zmax, lse, ent)
+        # one chunk: keep its log p for backward instead of recomputing it (still one chunk of logits)
+        kept = z if N <= chunk else None
+        del z
+        ctx.save_for_backward(hidden, weight, bias, targets, zmax, lse, ent, kept)
         ctx.temperature, ctx.chunk = temperature, chunk
         ctx.set_materialize_grads(False)
         if not (with_entropy and entropy_grad):
@@ -90,7 +93,7 @@ class _ChunkedTokenScores(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_logp, g_ent):
-        hidden, weight, bias, targets, zmax, lse, ent = ctx.saved_tensors
+        hidden, weight, bias, targets, zmax, lse, ent, kept = ctx.saved_tensors
         temp, chunk = ctx.temperature, ctx.chunk
         need_h, need_w, need_b = ctx.needs_input_grad[:3]
         if g_logp is None and g_ent is None:
@@ -105,11 +108,14 @@ class _ChunkedTokenScores(torch.autograd.Function):
         for s in range(0, N, chunk):
             e = min(N, s + chunk)
             h = hidden[s:e]
-            logp_all = _chunk_logits(h, weight, bias, temp).sub_(zmax[s:e, None]).sub_(lse[s:e, None])  # [c,V] log p
+            if kept is not None:  # the single chunk's log p, saved by forward (read, never written: see below)
+                logp_all = kept
+            else:
+                logp_all = _chunk_logits(h, weight, bias, temp).sub_(zmax[s:e, None]).sub_(lse[s:e, None])  # [c,V] log p
             p = logp_all.exp()  # [c,V]
             g = None  # dL/dz [c,V], built in the buffers already allocated
             if g_ent is not None:
-                g = logp_all.add_(ent[s:e, None]).mul_(p).mul_(-g_ent[s:e, None])  # -p (log p + H) g_H
+                g = (logp_all + ent[s:e, None]).mul_(p).mul_(-g_ent[s:e, None])  # -p (log p + H) g_H
             if g_logp is not None:
                 gl = g_logp[s:e, None]
                 g = p.mul_(-gl) if g is None else g.sub_(p.mul_(gl))  # - p g_logp
