@@ -105,6 +105,23 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                       "and exit; loads no model and writes nothing (slurm/eval.sh sizes its array with it)")
 
 
+def _add_plan(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "plan",
+        help="per-stage, per-GPU memory estimate of a recipe (docs/memory.md)",
+        description="Print, per stage and per GPU, the planned memory of RECIPE: weights, gradients, "
+        "optimizer states, activations, logits, reference model and vLLM's share, and whether it fits. "
+        "Exit 0: every stage fits; 1: a stage does not (a WARNING names it and the knobs to turn); "
+        "2: bad input. Loads no model and imports no torch.",
+    )
+    p.add_argument("recipe", type=Path, help="recipe YAML file")
+    _add_overrides(p)
+    p.add_argument("--gpus", type=int, default=8, metavar="N", help="world size: GPUs over all nodes (default 8)")
+    p.add_argument("--gpu-memory", default="80GiB", metavar="SIZE",
+                   help="memory per GPU (default 80GiB): a number with GiB, GB or G (all 2**30 bytes: an '80GB' "
+                   "H100 has 80 GiB), MiB/MB/M or TiB/TB/T; a bare number is GiB")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rlvr",
@@ -118,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_verify(sub)
     _add_eval(sub)
     _add_report(sub)
+    _add_plan(sub)
     return parser
 
 
@@ -160,6 +178,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from rlvr.config import ConfigError, load_recipe
+    from rlvr.plan import PlanError, format_plan, parse_memory, plan_recipe
+
+    try:
+        gpu_memory = parse_memory(args.gpu_memory)
+        if args.gpus < 1:
+            raise PlanError(f"--gpus must be >= 1, got {args.gpus}")
+        recipe = load_recipe(args.recipe, args.overrides)
+        plans = plan_recipe(recipe, args.gpus, gpu_memory)
+    except ConfigError as err:
+        print(err.render(), file=sys.stderr)
+        return EXIT_USAGE
+    except PlanError as err:
+        print(f"rlvr plan: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    print(format_plan(plans, f"rlvr plan {args.recipe} ({recipe.name})"))
+    return EXIT_OK if all(p.fits for p in plans) else EXIT_FAIL
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -222,6 +260,7 @@ COMMANDS = {
     "verify": _cmd_verify,
     "eval": _cmd_eval,
     "report": _cmd_report,
+    "plan": _cmd_plan,
 }
 
 
