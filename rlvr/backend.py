@@ -99,6 +99,7 @@ class DeepSpeedBackend:
 
     def __init__(self, engine: Any, world: World, zero_stage: int, grad_accum: int, micro_batch_size: int,
                  logits_chunk_tokens: int = DEFAULT_CHUNK):
+        """`logits_chunk_tokens`: positions per LM-head chunk of the token scorer (0: full logits)."""
         self.engine = engine
         self.world = world
         self.zero_stage = zero_stage
@@ -152,7 +153,7 @@ class DeepSpeedBackend:
         engine, _, _, _ = deepspeed.initialize(
             model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config
         )
-        return cls(engine, world, config.zero_stage, gas, micro, config.logits_chunk_tokens)
+        return cls(engine, world, config.zero_stage, gas, micro, config.logits_chunk(model.config.vocab_size))
 
     # ------------------------------------------------------------------ training verbs
     @property

@@ -128,11 +128,22 @@ class BackendConfig(Strict):
     """Micro-batches per optimizer step. Global batch = micro_batch_size * grad_accum * world size."""
     offload_optimizer: bool = False
     """ZeRO-Offload of optimizer state to CPU (GPU only; DeepSpeed's CPU Adam is JIT-built on first use)."""
-    logits_chunk_tokens: int = Field(1024, ge=0)
+    logits_chunk_tokens: int | None = Field(None, ge=0)
     """Positions per LM-head chunk when a stage scores tokens (log-probs, entropy, NLL): the head runs on
     this many positions at a time, in forward and again in backward, so at most one chunk of
-    full-vocabulary logits exists (docs/memory.md). 0: the whole [B, T, V] logits at once (the path
-    before chunking, several times the memory)."""
+    full-vocabulary logits exists (docs/memory.md). Unset: as many as fit in `logits_chunk_mib` of fp32
+    logits (441 positions at Qwen2.5's 151,936-row vocabulary, 335 at Phi-4-mini's 200,064; a whole
+    micro-batch at a tiny vocabulary). 0: the whole [B, T, V] logits at once (the path before chunking,
+    several times the memory)."""
+    logits_chunk_mib: float = Field(256.0, gt=0)
+    """With logits_chunk_tokens unset: the fp32 size of one chunk of logits, [positions, V] x 4 bytes. The
+    scorer holds about two such buffers at once (bench/README.md, Memory)."""
+
+    def logits_chunk(self, vocab: int) -> int:
+        """Positions per LM-head chunk for a head of `vocab` rows (0: unchunked)."""
+        if self.logits_chunk_tokens is not None:
+            return self.logits_chunk_tokens
+        return max(1, int(self.logits_chunk_mib * 2**20) // (4 * vocab))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from rlvr.config import DpoStage, EvalStage, MidtrainStage, Recipe, RlvrStage, SftStage
+from rlvr.config import BackendConfig, DpoStage, EvalStage, MidtrainStage, Recipe, RlvrStage, SftStage
 
 GiB = 2**30
 MiB = 2**20
@@ -35,9 +35,11 @@ DEFAULT_GPU_MEMORY = "80GiB"
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
-LOGITS_CHUNK_FACTOR = 4.0
-"""fp32 [chunk, V] buffers alive at once in the chunked scorer (rlvr/rl/logprobs.py): the logits,
-the probabilities, a product and logsumexp's temporary. A model, to be replaced by a measured peak."""
+LOGITS_CHUNK_FACTOR = 3.0
+"""fp32 [chunk, V] buffers alive at once in the chunked scorer (rlvr/rl/logprobs.py). Measured on CPU in
+fp32 (bench/memory.py, bench/plan_check.py): 2 (the log-probabilities and the probabilities, or their
+gradient). Counted as 3: with bf16 weights the bf16 logits exist beside their fp32 copy for a moment, and
+a GPU logsumexp materialises its exponentials. To be replaced by a GPU measurement."""
 FULL_LOGITS_FACTOR_ENTROPY = 5.0
 """logits_chunk_tokens 0, RL loss with an entropy term: fp32 [tokens, V] tensors at the peak (measured
 5.0x one fp32 [B, T, V] tensor)."""
@@ -322,7 +324,7 @@ class StageSetup:
     generation_note: str = ""
 
 
-def stage_setup(stage: Any, recipe: Recipe) -> StageSetup:
+def stage_setup(stage: Any, recipe: Recipe, vocab: int) -> StageSetup:
     """Read one stage's memory knobs. Tokens per micro-batch per rank: max_tokens_per_micro_batch when
     set, else micro_batch_size × the stage's sequence length (midtrain seq_len; sft max_len; dpo
     2 × pairs.max_len per pair; rlvr max_prompt_tokens + max_response_tokens)."""
@@ -333,7 +335,7 @@ def stage_setup(stage: Any, recipe: Recipe) -> StageSetup:
                     if "max_tokens_per_micro_batch" in type(stage).model_fields else None)
     base = dict(name=stage.name, type=stage.type, dtype=recipe.model.dtype, zero_stage=be.zero_stage,
                 offload_optimizer=be.offload_optimizer, gradient_checkpointing=be.gradient_checkpointing,
-                logits_chunk_tokens=getattr(be, "logits_chunk_tokens", 1024), micro_batch_size=micro,
+                logits_chunk_tokens=be.logits_chunk(vocab), micro_batch_size=micro,
                 token_budget_field=budget_field)
     gen = getattr(stage, "generation", None)
     vllm = dict(vllm_utilization=gen.gpu_memory_utilization, max_model_len=gen.max_model_len,
@@ -444,7 +446,8 @@ def advice(shape: ModelShape, s: StageSetup, world: int, gpu_memory: float) -> l
     if s.tokens and s.zero_stage >= 1 and not s.offload_optimizer:
         options.append(("set backend.offload_optimizer: true", replace(s, offload_optimizer=True)))
     if s.tokens and s.logits_chunk_tokens == 0:
-        options.append(("set backend.logits_chunk_tokens: 1024", replace(s, logits_chunk_tokens=1024)))
+        options.append(("unset backend.logits_chunk_tokens (chunked logits)",
+                        replace(s, logits_chunk_tokens=BackendConfig().logits_chunk(shape.vocab))))
     if s.vllm_awake_in_training:
         options.append((f"set stages.{s.name}.generation.sleep_mode: true", replace(s, vllm_awake_in_training=False)))
     mem = stage_memory(shape, s, world, gpu_memory)
@@ -481,7 +484,7 @@ def plan_recipe(recipe: Recipe, gpus: int, gpu_memory_bytes: float, grad_bytes: 
     shape = resolve_shape(recipe)
     plans = []
     for stage in recipe.stages:
-        s = stage_setup(stage, recipe)
+        s = stage_setup(stage, recipe, shape.vocab)
         mem = stage_memory(shape, s, gpus, gpu_memory_bytes, grad_bytes)
         problems = []
         if mem.peak > gpu_memory_bytes:

@@ -89,8 +89,9 @@ def test_logits_chunked_and_full():
 
 def test_one_shot_stage_knobs_and_phases():
     recipe = load_recipe(REPO / "recipes" / "one_shot.yaml")
-    s = stage_setup(recipe.stage("rl"), recipe)
-    assert (s.tokens, s.seq_len, s.zero_stage, s.gradient_checkpointing) == (8 * 4096, 4096, 2, True)
+    s = stage_setup(recipe.stage("rl"), recipe, QWEN_1_5B.vocab)
+    assert (s.tokens, s.seq_len, s.zero_stage, s.gradient_checkpointing) == (24000, 4096, 2, True)  # token budget
+    assert s.logits_chunk_tokens == 441  # 256 MiB of fp32 logits at 151,936 rows
     assert s.reference and s.entropy and s.vllm_utilization == 0.4 and not s.vllm_awake_in_training
     m = stage_memory(QWEN_1_5B, s, world=8, gpu_memory=80 * GiB)
     N = parameter_count(QWEN_1_5B)
@@ -171,7 +172,8 @@ def test_plan_does_not_import_torch():
 
 
 def test_a_stage_that_does_not_fit_exits_1_naming_stage_and_knob(capsys):
-    rc = main(["plan", str(REPO / "recipes" / "one_shot.yaml"), "--set", "backend.gradient_checkpointing=false"])
+    rc = main(["plan", str(REPO / "recipes" / "one_shot.yaml"), "--set", "backend.gradient_checkpointing=false",
+               "--set", "stages.rl.max_tokens_per_micro_batch=49152"])
     out = capsys.readouterr().out
     assert rc == 1
     warning = next(line for line in out.splitlines() if line.startswith("WARNING"))

@@ -697,7 +697,7 @@ def load_reference(ctx: StageContext, device) -> Any:
     ref = load_model(ctx.input_model, dtype=ctx.recipe.model.dtype).to(device).eval()
     for p in ref.parameters():
         p.requires_grad_(False)
-    return token_scorer(ref, ref, ctx.recipe.backend.logits_chunk_tokens)
+    return token_scorer(ref, ref, ctx.recipe.backend.logits_chunk(ref.config.vocab_size))
 
 
 def summarize(history: list[dict[str, float]]) -> dict[str, float]:
