@@ -1,6 +1,8 @@
 """``rlvr verify --in IN.jsonl --out OUT.jsonl [--workers N] [--timeout S] [--policy NAME]``.
 
-Each input row has ``prediction`` and ``gold`` (optional ``id``, ``truncated``, ``correct``); each
+Each input row has ``prediction`` and ``gold`` (optional ``id``, ``truncated``, ``correct``, and
+``benchmark``: math500, aime24, aime25, amc23, minerva_math or olympiadbench, which selects the
+per-benchmark rules of ``--policy qwen_math_eval``; another name is a malformed row); each
 output row is the input row plus ``score``, ``answer``, ``reason``, ``seconds``. A malformed row
 (bad JSON, not an object, missing or non-string fields) is reported on stderr with its line
 number and skipped; the rest are still judged and written. The last line on stdout is a summary:
@@ -15,6 +17,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+
+from rlvr.verify.paper_rules import BENCHMARKS
 
 EXIT_OK, EXIT_MALFORMED, EXIT_USAGE = 0, 1, 2
 BATCH = 1024
@@ -53,6 +57,8 @@ def _row_problem(row: object) -> str | None:
         return "field 'gold' must be a string or a number"
     if "correct" in row and not isinstance(row["correct"], bool):
         return "field 'correct' must be true or false"
+    if row.get("benchmark") is not None and row["benchmark"] not in BENCHMARKS:
+        return f"unknown benchmark {row['benchmark']!r}; use one of {', '.join(BENCHMARKS)}"
     return None
 
 
@@ -97,6 +103,7 @@ def run(args) -> int:
                 [r["prediction"] for r in chunk],
                 [r["gold"] for r in chunk],
                 truncated=[bool(r.get("truncated", False)) for r in chunk],
+                benchmarks=[r.get("benchmark") for r in chunk],
             )
             for row, res in zip(chunk, verdicts, strict=True):
                 row.update(

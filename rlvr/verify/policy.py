@@ -34,6 +34,10 @@ class Policy:
             itself is at least half that long (then 2 × gold length + 50 is the limit).
         symbolic: use the math-verify fallback in worker processes for what the exact path
             cannot decide; without it such items are ``unparseable``.
+        rules: ``"rlvr"`` for rlvr's own pipeline; ``"one_shot_reward"`` or ``"qwen_math_eval"``
+            to reproduce a published grader's decision (``paper_rules.py``); those two ignore the
+            switches above except ``symbolic``, and use rlvr's equivalence (exact path, worker
+            pool, timeouts) only where the original calls sympy.
     """
 
     name: str
@@ -45,6 +49,7 @@ class Policy:
     hedge_boxes: int = 3
     max_answer_chars: int = 400
     symbolic: bool = True
+    rules: str = "rlvr"
 
 
 MATH = Policy(name="math")
@@ -58,6 +63,10 @@ POLICIES: dict[str, Policy] = {
     "minerva": replace(MATH, name="minerva", numeric="sig_figs"),
     # Fast and dependency-free: never starts worker processes (undecided items are unparseable).
     "math_exact_only": replace(MATH, name="math_exact_only", symbolic=False),
+    # 1-shot RLVR's training reward (deepscaler.compute_score, use_think=False): last \boxed only.
+    "one_shot_reward": replace(MATH, name="one_shot_reward", rules="one_shot_reward"),
+    # Qwen2.5-Math's evaluation harness (1-shot RLVR's fork), per benchmark (row field `benchmark`).
+    "qwen_math_eval": replace(MATH, name="qwen_math_eval", rules="qwen_math_eval"),
 }
 
 NUMERIC_MODES = ("exact", "sig_figs")

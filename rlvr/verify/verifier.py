@@ -7,16 +7,19 @@ threads: the fast path is pure, and batches that need the pool take turns on it.
 
 from __future__ import annotations
 
+import cmath
 import os
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rlvr.verify import paper_rules
 from rlvr.verify.config import VerifierConfig
-from rlvr.verify.exact import Undecided, compare
+from rlvr.verify.exact import Undecided, compare, parse_number
 from rlvr.verify.extract import extract_answer
 from rlvr.verify.normalize import normalize
+from rlvr.verify.policy import Policy
 from rlvr.verify.prescreen import prescreen
 
 REASONS = (
@@ -65,6 +68,15 @@ def gold_text(gold: object) -> str | None:
     return None
 
 
+# The equivalence that stands in for the originals' sympy calls: exact values, no leniencies
+# (no inequality-for-interval, no percent-as-fraction), the same exact path and fallback.
+_SYMPY_STAND_IN = Policy(name="paper_sympy", interval_relations=False, percent_as_fraction=False)
+# Rounds of "decide, judge the oracle's open questions in the pool, decide again" per batch. A
+# second run only asks questions the first asked (answers only turn False into True, which only
+# short-cuts), so two rounds settle every item; the spare rounds are a guard.
+_PAPER_ROUNDS = 4
+
+
 def _result(reason: str, answer: str | None, seconds: float, stage: str) -> Result:
     return Result(1.0 if reason == "match" else 0.0, answer, reason, seconds, stage)
 
@@ -81,8 +93,10 @@ class Verifier:
         self._cache_lock = threading.Lock()
 
     # -------------------------------------------------------------- public API
-    def verify(self, prediction: str, gold: str, *, truncated: bool = False) -> Result:
-        return self.verify_batch([prediction], [gold], truncated=[truncated])[0]
+    def verify(
+        self, prediction: str, gold: str, *, truncated: bool = False, benchmark: str | None = None
+    ) -> Result:
+        return self.verify_batch([prediction], [gold], truncated=[truncated], benchmarks=[benchmark])[0]
 
     def verify_batch(
         self,
@@ -90,11 +104,30 @@ class Verifier:
         golds: Sequence[str | float | list[str]],
         *,
         truncated: Sequence[bool] | None = None,
+        benchmarks: Sequence[str | None] | None = None,
     ) -> list[Result]:
+        """Judge predictions against golds.
+
+        ``truncated`` marks completions cut at the length limit (rlvr's policies score them 0;
+        the paper policies grade them, as the originals do). ``benchmarks`` names each item's
+        benchmark (``paper_rules.BENCHMARKS``); only ``qwen_math_eval`` reads it (math500 when
+        None), and an unknown name raises ValueError.
+        """
         if len(predictions) != len(golds):
             raise ValueError(f"{len(predictions)} predictions but {len(golds)} golds")
         if truncated is not None and len(truncated) != len(predictions):
             raise ValueError(f"{len(predictions)} predictions but {len(truncated)} truncated flags")
+        if benchmarks is not None:
+            if len(benchmarks) != len(predictions):
+                raise ValueError(f"{len(predictions)} predictions but {len(benchmarks)} benchmarks")
+            for name in benchmarks:
+                if name is not None and name not in paper_rules.BENCHMARKS:
+                    raise ValueError(
+                        f"unknown benchmark {name!r}; known: {', '.join(paper_rules.BENCHMARKS)}"
+                    )
+        if self.policy.rules != "rlvr":
+            names = list(benchmarks) if benchmarks is not None else [None] * len(predictions)
+            return self._paper_batch(predictions, golds, names)
         results: list[Result | None] = [None] * len(predictions)
         pending: dict = {}  # cache key -> [(index, answer, fast seconds)]
         jobs: dict = {}  # cache key -> (pred text, gold text)
@@ -197,6 +230,124 @@ class Verifier:
             for i, answer, fast in uses:
                 results[i] = _result(reason, answer, fast + secs, "symbolic")
 
+    # -------------------------------------------------------------- paper policies
+    def _paper_batch(self, predictions, golds, benchmarks) -> list[Result]:
+        """Run a published grader's decision (paper_rules.py) on each item.
+
+        Where the original calls sympy, the decision asks ``sym(pred, gold)``. Questions the fast
+        path settles are answered at once; the others are answered False for now and collected,
+        judged together in the worker pool, and the items that asked them are decided again.
+        """
+        n = len(predictions)
+        results: list[Result | None] = [None] * n
+        spent = [0.0] * n
+        pool_used = [False] * n
+        known: dict[tuple[str, str], str] = {}  # (pred, gold) -> match | mismatch | timeout | ...
+        todo = list(range(n))
+        for round_ in range(_PAPER_ROUNDS):
+            open_questions: dict[tuple[str, str], tuple[str, str]] = {}
+            again = []
+            for i in todo:
+                start = time.perf_counter()
+                asked: set = set()
+                consulted: set = set()
+
+                def sym(
+                    pred: str, gold: str, asked=asked, consulted=consulted, questions=open_questions
+                ) -> bool:
+                    key = (pred, gold)
+                    consulted.add(key)
+                    if key not in known:
+                        verdict = self._sym_fast(pred, gold)
+                        if isinstance(verdict, tuple):  # needs the pool
+                            asked.add(key)
+                            questions[key] = verdict
+                            return False
+                        known[key] = verdict
+                    return known[key] == "match"
+
+                try:
+                    outcome = self._paper_decide(predictions[i], golds[i], benchmarks[i], sym)
+                except Exception:  # noqa: BLE001 - a reward must never crash on model output
+                    outcome = _result("unparseable", None, 0.0, "error")
+                spent[i] += time.perf_counter() - start
+                if asked and round_ < _PAPER_ROUNDS - 1:
+                    again.append(i)
+                    continue
+                if outcome.reason == "mismatch" and any(known.get(k) == "timeout" for k in consulted):
+                    outcome = _result("timeout", outcome.answer, 0.0, "symbolic")
+                stage = "symbolic" if pool_used[i] else outcome.stage
+                results[i] = Result(outcome.score, outcome.answer, outcome.reason, spent[i], stage)
+            if not open_questions:
+                break
+            verdicts, seconds = self._judge_in_pool(open_questions)
+            known.update(verdicts)
+            for i in again:
+                spent[i] += seconds
+                pool_used[i] = True
+            todo = again
+        return results  # type: ignore[return-value]
+
+    def _paper_decide(self, prediction, gold, benchmark, sym) -> Result:
+        rules = self.policy.rules
+        gold = paper_rules.gold_string(gold, benchmark or "math500")
+        if not isinstance(prediction, str) or gold is None:
+            return _result("unparseable", None, 0.0, "extract")
+        if rules == "one_shot_reward":
+            ok, answer = paper_rules.one_shot_reward(prediction, gold, sym)
+        elif rules == "qwen_math_eval":
+            ok, answer = paper_rules.qwen_math_eval(prediction, gold, benchmark or "math500", sym)
+        else:
+            raise ValueError(f"unknown rules {rules!r}")
+        if ok:
+            return _result("match", answer, 0.0, "exact")
+        return _result("no_answer" if not answer else "mismatch", answer or None, 0.0, "exact")
+
+    def _sym_fast(self, pred: str, gold: str):
+        """The stand-in for the original's sympy step: a reason, or (pred text, gold text) to
+        judge in the pool. qwen_math_eval's ``symbolic_equal`` ends with ``N(a) ≈ N(b)`` at a
+        relative 1e-4, so two plain numbers are compared that way first."""
+        key = ("paper_sympy", self.policy.rules, pred, gold)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit[0]
+        g, p = normalize(gold), normalize(pred)
+        reason = None
+        if self.policy.rules == "qwen_math_eval":
+            gv, pv = _plain_number(g.text), _plain_number(p.text)
+            if gv is not None and pv is not None:
+                close = cmath.isclose(gv, pv, rel_tol=1e-4)
+                reason = "match" if close else "mismatch"
+        if reason is None:
+            try:
+                reason = compare(g, p, _SYMPY_STAND_IN)
+            except Exception:  # noqa: BLE001 - Undecided and parser errors alike: defer
+                reason = None
+        if reason is None and prescreen(p.text, g.text) is not None:
+            reason = "rejected_prescreen"
+        if reason is None and not self.policy.symbolic:
+            reason = "unparseable"
+        if reason is None:
+            return (p.text, g.text)
+        self._remember(key, reason, "exact")
+        return reason
+
+    def _judge_in_pool(self, questions: dict) -> tuple[dict, float]:
+        start = time.perf_counter()
+        items = [
+            (("paper_sympy", self.policy.rules, *key), texts[0], texts[1], False, self.config.timeout)
+            for key, texts in questions.items()
+        ]
+        with self._pool_lock:
+            self._pool = self._pool or self._new_pool()
+            verdicts = self._pool.run(items)
+        out = {}
+        for item in items:
+            reason, _ = verdicts.get(item[0], ("timeout", self.config.timeout))
+            self._remember(item[0], reason, "symbolic")
+            out[item[0][2:]] = reason
+        return out, time.perf_counter() - start
+
     def _remember(self, key, reason: str, stage: str) -> None:
         size = self.config.cache_size
         if not size:
@@ -212,3 +363,14 @@ class Verifier:
 
     def busy_worker_pids(self) -> list[int]:
         return self._pool.busy_pids() if self._pool is not None else []
+
+
+def _plain_number(text: str) -> complex | None:
+    """The value of a variable-free number (exact path), or None."""
+    try:
+        value = parse_number(text)
+        if value.has_variables() or value.has_atoms():
+            return None
+        return value.to_complex()
+    except Exception:  # noqa: BLE001 - not a plain number
+        return None
