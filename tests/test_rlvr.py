@@ -50,7 +50,8 @@ def test_an_update_favours_positive_advantages(sft_model):
     from rlvr.config import BackendConfig, OptimConfig, RlvrStage
     from rlvr.generate import GenerationConfig, Request, Sampling, build_generator
     from rlvr.models.load import load_model
-    from rlvr.stages.rlvr import Plan, Rollout, forward_response, train_on
+    from rlvr.rl.layouts import forward_response
+    from rlvr.stages.rlvr import Plan, Rollout, train_on
     from rlvr.world import World
 
     world = World()
@@ -164,8 +165,8 @@ def test_forward_response_matches_unpadded_forwards(layout, chunk, monkeypatch):
     positions (not dividing the 12-token rows), one chunk of everything, and unchunked (0). The loss
     includes an entropy bonus, so the entropy's gradient is checked too."""
     from rlvr.models.scoring import token_scorer
+    from rlvr.rl import layouts as stage
     from rlvr.rl.losses import entropy, token_logprobs
-    from rlvr.stages import rlvr as stage
 
     model, temp = _random_lm(), 0.7
     scorer = token_scorer(model, model, chunk)
@@ -198,7 +199,7 @@ def test_forward_response_matches_unpadded_forwards(layout, chunk, monkeypatch):
 @pytest.mark.parametrize("chunk", [0, 5])
 def test_logged_only_entropy_builds_no_graph(chunk):
     from rlvr.models.scoring import token_scorer
-    from rlvr.stages.rlvr import forward_response
+    from rlvr.rl.layouts import forward_response
 
     model, rollouts = _random_lm(), _rollouts()
     scorer = token_scorer(model, model, chunk)
@@ -294,30 +295,29 @@ def test_micro_batches_hold_like_lengths_and_give_the_whole_batch_update():
     assert seen[2] < in_order, (seen[2], in_order)
 
 
-def test_prompt_sharing_is_off_where_the_cache_is_dropped_or_when_disabled():
-    from rlvr.config import RlvrStage
-    from rlvr.stages.rlvr import can_share_prompts
+def test_prompt_sharing_is_off_where_the_cache_is_dropped_or_the_head_is_partitioned():
+    """(The stage also requires prompt_sharing: true; test_shared_prompt_micro_batches_give_the_whole_batch_update
+    runs it off and on.)"""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    on, off = (RlvrStage(name="rl", type="rlvr", data={"toy": {}}, prompt_sharing=x) for x in (True, False))
-    from rlvr.models.scoring import token_scorer
+    from rlvr.models.scoring import can_share_prompts, token_scorer
 
     model = _random_lm()
     scorer = token_scorer(model, model)
-    assert can_share_prompts(on, model, scorer) and not can_share_prompts(off, model, scorer)
+    assert can_share_prompts(model, scorer)
     partitioned = token_scorer(model, model, partitioned=True)
-    assert not can_share_prompts(on, model, partitioned)  # ZeRO-3: the head's weight is a partition outside forward
+    assert not can_share_prompts(model, partitioned)  # ZeRO-3: the head's weight is a partition outside forward
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    assert not can_share_prompts(on, model, scorer)  # transformers would silently drop past_key_values
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
+    assert not can_share_prompts(model, scorer)  # transformers would silently drop past_key_values
     windowed = Qwen2ForCausalLM(Qwen2Config(vocab_size=61, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                                             num_attention_heads=2, num_key_value_heads=1, use_sliding_window=True,
                                             sliding_window=8, max_window_layers=0))
-    assert not can_share_prompts(on, windowed, token_scorer(windowed, windowed))
+    assert not can_share_prompts(windowed, token_scorer(windowed, windowed))
 
 
 def test_micro_batches_keep_groups_together_when_their_prompt_forward_is_shared():
-    from rlvr.stages.rlvr import Rollout, chunks, micro_batches
+    from rlvr.rl.layouts import chunks, micro_batches
+    from rlvr.stages.rlvr import Rollout
 
     rows = [Rollout(group=g, prompt_ids=[g + 1] * 30, completion_ids=[7] * n, rollout_logp=[0.0] * n, truncated=False)
             for g in range(3) for n in (2, 9, 5, 12)]
@@ -337,7 +337,8 @@ def test_token_budget_micro_batches_give_the_whole_batch_update(share):
     positions (several, of varying sizes), and the weights equal one micro-batch of everything to 1e-6,
     with and without prompt sharing."""
     from rlvr.config import RlvrStage
-    from rlvr.stages.rlvr import Plan, forward_positions, train_on
+    from rlvr.rl.layouts import forward_positions
+    from rlvr.stages.rlvr import Plan, train_on
     from rlvr.world import World
 
     weights, widths = {}, {}

@@ -144,6 +144,20 @@ class TokenScorer:
                             chunk=self.chunk, with_entropy=with_entropy, entropy_grad=entropy_grad)
 
 
+def can_share_prompts(module: nn.Module, scorer: TokenScorer) -> bool:
+    """Can the RL stage's shared-prompt layout (rlvr.rl.layouts.score_shared) run on this model? Its KV
+    cache is kept in training (no gradient checkpointing, under which transformers drops it without an
+    error), its attention has no sliding-window layers (their masks and caches are not what the layout
+    was checked against), its LM head can return hidden states (a ScoringHead), and its parameters are not
+    ZeRO-3 partitions: there every forward gathers all of them, the second forward measured slower than
+    the prompt tokens it saves (tiny model, 1 rank), and the head's weight is not whole outside forward."""
+    from rlvr.models.load import has_sliding_window
+
+    return (not has_sliding_window(getattr(module, "config", None))
+            and not getattr(module, "is_gradient_checkpointing", False)
+            and scorer.head is not None and not scorer.partitioned)
+
+
 def token_scorer(forward: Callable[..., Any], module: nn.Module, chunk: int = DEFAULT_CHUNK,
                  partitioned: bool = False) -> TokenScorer:
     """A TokenScorer for `module` (run through `forward`), installing its ScoringHead when supported."""

@@ -41,11 +41,13 @@ from typing import Any
 
 import torch
 
-from rlvr.config import RlvrStage, TemperatureSchedule
+from rlvr.config import TemperatureSchedule
 from rlvr.data.lm import chat_messages, render_prompt
 from rlvr.data.sources import load_rows
+from rlvr.models.scoring import can_share_prompts
 from rlvr.rl.advantages import ESTIMATORS
-from rlvr.rl.batching import pack_by_budget, pad_parts
+from rlvr.rl.batching import pad_parts
+from rlvr.rl.layouts import forward_response, micro_batch_splitter, micro_batches, pad_rows
 from rlvr.rl.losses import aggregate, kl, policy_loss, tis_weights
 from rlvr.stages.context import StageContext, StageResult, fingerprint
 from rlvr.tracking import progress
@@ -243,142 +245,9 @@ def select_for_training(ctx, rollouts: list[Rollout], step: int) -> None:
 
 
 # ------------------------------------------------------------------------------------ log-probs
-def chunks(items: list[Any], n_chunks: int, size: int) -> list[list[Any]]:
-    """Exactly n_chunks consecutive chunks of at most `size` items (trailing ones may be empty), so
-    every rank runs the same number of forwards/backwards (ZeRO-3 gathers are collective)."""
-    return [items[i * size:(i + 1) * size] for i in range(n_chunks)]
-
-
-def forward_response(scorer, batch: list[Rollout], pad_id: int, device, temp: float, with_entropy: bool,
-                     entropy_grad: bool = True, share_prompts: bool = False):
-    """Trainer log-probs (and entropy) of each rollout's completion tokens, from a TokenScorer
-    (rlvr.models.scoring: the LM head applied in chunks, never [B, T, V] logits at once).
-    Returns logp [B,T], mask [B,T], entropy [B,T] or None; T = longest completion in the chunk.
-    The layout is `score_padded`, or `score_shared` when share_prompts is set and the batch has at most
-    half as many distinct prompts as rows (same log-probs and gradients, less compute; with fewer
-    repeats the second forward costs more than it saves).
-    `entropy_grad=False` computes the entropy without a graph (when it is only logged)."""
-    distinct = len({tuple(r.prompt_ids) for r in batch})
-    layout = score_shared if share_prompts and _worth_sharing(distinct, len(batch)) else score_padded
-    return layout(scorer, batch, pad_id, device, temp, with_entropy, entropy_grad)
-
-
-def score_padded(scorer, batch: list[Rollout], pad_id: int, device, temp: float, with_entropy: bool,
-                 entropy_grad: bool):
-    """One forward over [B, P+T]: prompts left-padded to the longest prompt P, completions right-padded
-    to T, so every row's completion starts at column P and the positions predicting it are columns
-    P-1 .. P+T-2 of every row. The LM head scores those T columns only (`logits_to_keep`), with
-    explicit position ids, so the padding shifts no position. Returns logp [B,T], mask [B,T] (fp32),
-    entropy [B,T] or None."""
-    P, T = max(len(r.prompt_ids) for r in batch), max(len(r.completion_ids) for r in batch)
-    ids = [[pad_id] * (P - len(r.prompt_ids)) + r.prompt_ids + r.completion_ids + [pad_id] * (T - len(r.completion_ids))
-           for r in batch]
-    attn = [[0] * (P - len(r.prompt_ids)) + [1] * (len(r.prompt_ids) + len(r.completion_ids))
-            + [0] * (T - len(r.completion_ids)) for r in batch]
-    ids, attn = torch.tensor(ids, device=device), torch.tensor(attn, device=device)
-    pos = (attn.cumsum(-1) - 1).clamp(min=0)
-    keep = torch.arange(P - 1, P + T - 1, device=device)
-    logp, ent = scorer(ids[:, P:], temperature=temp, with_entropy=with_entropy, entropy_grad=entropy_grad,
-                       input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False, logits_to_keep=keep)
-    return logp, attn[:, P:].to(torch.float32), ent
-
-
-def score_shared(scorer, batch: list[Rollout], pad_id: int, device, temp: float, with_entropy: bool,
-                 entropy_grad: bool):
-    """The same scores as `score_padded`, with each distinct prompt run through the model once (the n
-    rollouts of a group, or every row of a 1-shot batch, share theirs). Two forwards, both returning
-    final hidden states (the scorer's `hidden`), which are assembled per row and then scored in chunks:
-    1. the U distinct prompts [U, P], left-padded, returning their key/value cache and the hidden state
-       at the last prompt position (which predicts each completion's first token);
-    2. the completions [B, T-1] (all but the last token), attending to their prompt's cached keys and
-       values, selected per row by index, so gradients flow back into the one shared prompt forward.
-    Needs the model's KV cache in training mode (transformers drops it under gradient checkpointing)
-    and the head's full weight outside forward (not ZeRO-3): `can_share_prompts` checks both.
-    Returns logp [B,T], mask [B,T] (fp32), entropy [B,T] or None."""
-    from transformers import DynamicCache
-
-    index: dict[tuple[int, ...], int] = {}
-    row_prompt = torch.tensor([index.setdefault(tuple(r.prompt_ids), len(index)) for r in batch], device=device)  # [B]
-    prompts = list(index)
-    P, T = max(map(len, prompts)), max(len(r.completion_ids) for r in batch)
-    p_ids = torch.tensor([[pad_id] * (P - len(p)) + list(p) for p in prompts], device=device)  # [U,P]
-    p_attn = torch.tensor([[0] * (P - len(p)) + [1] * len(p) for p in prompts], device=device)  # [U,P]
-    p_pos = (p_attn.cumsum(-1) - 1).clamp(min=0)
-    cache = DynamicCache()
-    first = scorer.hidden(input_ids=p_ids, attention_mask=p_attn, position_ids=p_pos, past_key_values=cache,
-                          use_cache=True, logits_to_keep=1).logits[:, -1]  # [U,H]
-    tokens = torch.tensor([r.completion_ids + [pad_id] * (T - len(r.completion_ids)) for r in batch], device=device)
-    mask = torch.tensor([[1] * len(r.completion_ids) + [0] * (T - len(r.completion_ids)) for r in batch], device=device)
-    hidden = first[row_prompt].unsqueeze(1)  # [B,1,H]
-    if T > 1:
-        for layer in cache.layers:  # [U, kv, P, D] -> [B, kv, P, D]; the gradient sums back per prompt
-            layer.keys, layer.values = layer.keys[row_prompt], layer.values[row_prompt]
-        attn = torch.cat([p_attn[row_prompt], mask[:, :-1]], dim=1)  # [B, P+T-1]
-        pos = p_pos[row_prompt][:, -1:] + 1 + torch.arange(T - 1, device=device)  # [B, T-1]
-        rest = scorer.hidden(input_ids=tokens[:, :-1], attention_mask=attn, position_ids=pos, past_key_values=cache,
-                             use_cache=True).logits  # [B, T-1, H]: position t predicts completion token t+1
-        hidden = torch.cat([hidden, rest], dim=1)
-    logp, ent = scorer.score_hidden(hidden, tokens, temperature=temp, with_entropy=with_entropy,
-                                    entropy_grad=entropy_grad)
-    return logp, mask.to(torch.float32), ent
-
-
-def can_share_prompts(cfg, module, scorer) -> bool:
-    """prompt_sharing is on, the module keeps its KV cache in training (no gradient checkpointing), its
-    attention has no sliding-window layers (their masks and caches are not what the shared layout was
-    checked against), its LM head can return hidden states (a ScoringHead), and its parameters are not
-    ZeRO-3 partitions: there every forward gathers all of them, the second forward measured slower than
-    the prompt tokens it saves (tiny model, 1 rank), and the head's weight is not whole outside forward."""
-    from rlvr.models.load import has_sliding_window
-
-    return (cfg.prompt_sharing and not has_sliding_window(getattr(module, "config", None))
-            and not getattr(module, "is_gradient_checkpointing", False)
-            and scorer.head is not None and not scorer.partitioned)
-
-
-def _worth_sharing(distinct_prompts: int, rows: int) -> bool:
-    return 2 * distinct_prompts <= rows
-
-
-def forward_positions(part: list[Rollout], share: bool) -> int:
-    """Token positions the trainer's forwards process for one micro-batch: rows x (P + T) padded, or with
-    prompt sharing (worth it) U x P prompt positions plus rows x T completion positions."""
-    if not part:
-        return 0
-    prompts = {tuple(r.prompt_ids) for r in part}
-    P, T = max(map(len, prompts)), max(len(r.completion_ids) for r in part)
-    return len(prompts) * P + len(part) * T if share and _worth_sharing(len(prompts), len(part)) else len(part) * (P + T)
-
-
-def micro_batch_splitter(cfg: RlvrStage, micro: int, n_chunks: int, share: bool):
-    """How an ordered list of rollouts is cut into micro-batches: `max_tokens_per_micro_batch` positions
-    each (rlvr.rl.batching.pack_by_budget; their number varies), or exactly `n_chunks` of `micro` rows
-    (trailing ones may be empty)."""
-    if cfg.max_tokens_per_micro_batch:
-        return lambda order: pack_by_budget(order, cfg.max_tokens_per_micro_batch, lambda p: forward_positions(p, share))
-    return lambda order: chunks(order, n_chunks, micro)
-
-
-def micro_batches(rollouts: list[Rollout], split, share: bool) -> list[list[Rollout]]:
-    """This rank's micro-batches of `rollouts`, cut by `split` from the cheaper of two orders. The loss of
-    a micro-batch is normalised by the whole mini-batch's counts (n_tokens, n_seqs), so the split changes
-    only the cost, never the update. The candidates, the one whose forwards process fewer token positions
-    winning (ties go to the length order):
-    - by length (completion, then prompt): rollouts of like width are padded together;
-    - with prompt sharing possible, by prompt: a group's rollouts stay together and share one prompt
-      forward, groups ordered by their longest completion."""
-    by_length = sorted(rollouts, key=lambda r: (len(r.completion_ids), len(r.prompt_ids)))
-    if not share:
-        return split(by_length)
-    longest: dict[tuple[int, ...], int] = {}
-    for r in rollouts:
-        key = tuple(r.prompt_ids)
-        longest[key] = max(longest.get(key, 0), len(r.completion_ids))
-    by_prompt = sorted(rollouts, key=lambda r: (longest[tuple(r.prompt_ids)], tuple(r.prompt_ids), len(r.completion_ids)))
-    return min((split(by_length), split(by_prompt)), key=lambda parts: sum(forward_positions(p, share) for p in parts))
-
-
+# (layouts and micro-batch cuts: rlvr.rl.layouts)
 def _dummy(pad_id: int) -> Rollout:
+    """A row with no loss, for a micro-batch this rank has no rollouts for (ZeRO-3 gathers are collective)."""
     return Rollout(group=-1, prompt_ids=[pad_id], completion_ids=[pad_id], rollout_logp=[0.0], truncated=False, train=False)
 
 
@@ -388,8 +257,9 @@ def precompute_logprobs(ctx, backend, reference, rollouts: list[Rollout], pad_id
     reference (when the KL term is on), micro-batch by micro-batch."""
     micro = ctx.micro_batch_size
     n_chunks = ctx.world.all_reduce_max(math.ceil(len(rollouts) / micro))
-    share = can_share_prompts(ctx.cfg, backend.module, backend.scorer)
-    parts = micro_batches(rollouts, micro_batch_splitter(ctx.cfg, micro, n_chunks, share), share)
+    share = ctx.cfg.prompt_sharing and can_share_prompts(backend.module, backend.scorer)
+    parts = micro_batches(rollouts, micro_batch_splitter(ctx.cfg.max_tokens_per_micro_batch, micro, n_chunks, share),
+                          share)
     for part in pad_parts(parts, ctx.world.all_reduce_max(len(parts))):  # the same number of forwards on every rank
         batch = part or [_dummy(pad_id)]
         if need_old:
@@ -399,17 +269,9 @@ def precompute_logprobs(ctx, backend, reference, rollouts: list[Rollout], pad_id
                 r.old_logp = lp[: len(r.completion_ids)].detach().cpu()
         if reference is not None and part:
             logp, _, _ = forward_response(reference, batch, pad_id, backend.device, temp, False,
-                                          share_prompts=can_share_prompts(ctx.cfg, reference.forward, reference))
+                                          share_prompts=ctx.cfg.prompt_sharing and can_share_prompts(reference.forward, reference))
             for r, lp in zip(part, logp, strict=False):
                 r.ref_logp = lp[: len(r.completion_ids)].detach().cpu()
-
-
-def _pad_rows(rows: list[torch.Tensor | None], T: int, device) -> torch.Tensor:
-    out = torch.zeros((len(rows), T), device=device)
-    for b, x in enumerate(rows):
-        if x is not None:
-            out[b, : len(x)] = x.to(device)
-    return out
 
 
 # ------------------------------------------------------------------------------------ the update
@@ -417,13 +279,14 @@ def train_on(ctx, backend, rollouts: list[Rollout], plan: Plan, pad_id: int, tem
     """ppo_epochs x updates optimizer steps over this step's rollouts; returns summed metrics."""
     cfg, world, micro = ctx.cfg, ctx.world, ctx.micro_batch_size
     sums: Counter = Counter()
-    share = can_share_prompts(cfg, backend.module, backend.scorer)
+    share = cfg.prompt_sharing and can_share_prompts(backend.module, backend.scorer)
     by_prompt = _groups(rollouts)
     backend.train()
     for _ in range(cfg.ppo_epochs):
         for u in range(plan.updates):
             mini = [r for g in by_prompt[u * plan.mini_local:(u + 1) * plan.mini_local] for r in g]
-            parts = micro_batches(mini, micro_batch_splitter(cfg, micro, plan.grad_accum, share), share)
+            parts = micro_batches(mini, micro_batch_splitter(cfg.max_tokens_per_micro_batch, micro, plan.grad_accum, share),
+                                  share)
             parts = pad_parts(parts, world.all_reduce_max(len(parts)))  # less padding, the same update
             backend.accumulate(len(parts))
             n_tokens = world.all_reduce_sum(sum(len(r.completion_ids) for r in mini if r.train))
@@ -437,11 +300,11 @@ def train_on(ctx, backend, rollouts: list[Rollout], plan: Plan, pad_id: int, tem
                                                    share_prompts=share)
                 mask = mask * torch.tensor([float(r.train) for r in batch], device=mask.device).unsqueeze(-1)
                 T = logp.shape[1]
-                old = logp.detach() if single_update else _pad_rows([r.old_logp for r in batch], T, logp.device)
+                old = logp.detach() if single_update else pad_rows([r.old_logp for r in batch], T, logp.device)
                 adv = torch.tensor([r.advantage for r in batch], device=logp.device)
                 weights = None
                 if cfg.tis_cap is not None:
-                    weights = tis_weights(old, _pad_rows([torch.tensor(r.rollout_logp) for r in batch], T, logp.device), cfg.tis_cap)
+                    weights = tis_weights(old, pad_rows([torch.tensor(r.rollout_logp) for r in batch], T, logp.device), cfg.tis_cap)
                 pg, m = policy_loss(logp, old, adv, mask, cfg.clip_low, cfg.clip_high, cfg.loss_agg, weights=weights, **counts)
                 loss = pg
                 h = aggregate(ent, mask, cfg.loss_agg, **counts)
@@ -449,7 +312,7 @@ def train_on(ctx, backend, rollouts: list[Rollout], plan: Plan, pad_id: int, tem
                     loss = loss - cfg.entropy_coef * h  # coef > 0 raises entropy
                 k = torch.zeros((), device=logp.device)
                 if cfg.kl.coef > 0:
-                    k = aggregate(kl(logp, _pad_rows([r.ref_logp for r in batch], T, logp.device), cfg.kl.kind),
+                    k = aggregate(kl(logp, pad_rows([r.ref_logp for r in batch], T, logp.device), cfg.kl.kind),
                                   mask, cfg.loss_agg, **counts)
                     if cfg.kl.placement == "loss":
                         loss = loss + cfg.kl.coef * k
