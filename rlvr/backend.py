@@ -88,6 +88,24 @@ def init_deepspeed(world: World) -> None:
     deepspeed.init_distributed(dist_backend=world.dist_backend, auto_mpi_discovery=False)
 
 
+_DS_DTYPE = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+
+
+def grad_accum_dtype(config: BackendConfig, dtype: str) -> str:
+    """DeepSpeed's `data_types.grad_accum_dtype` for backend.grad_accum_dtype and a model dtype. DeepSpeed
+    0.19.8 sums a 16-bit model's gradients in fp32 only under ZeRO (stage 1: its BF16_Optimizer; stages 2
+    and 3: fp32 gradient partitions); without ZeRO it raises NotImplementedError for any dtype other than
+    the model's (engine._do_optimizer_sanity_check)."""
+    model = _DS_DTYPE[dtype]
+    if config.grad_accum_dtype == "auto":
+        return "fp32" if config.zero_stage >= 1 else model
+    if config.grad_accum_dtype != model and (config.grad_accum_dtype != "fp32" or config.zero_stage == 0):
+        raise ValueError(f"backend.grad_accum_dtype={config.grad_accum_dtype} with a {dtype} model at "
+                         f"backend.zero_stage={config.zero_stage}: DeepSpeed sums gradients in the model dtype, or in "
+                         "fp32 with zero_stage >= 1; use auto")
+    return config.grad_accum_dtype
+
+
 @dataclass
 class StepStats:
     lr: float
@@ -135,10 +153,13 @@ class DeepSpeedBackend:
             "zero_optimization": zero,
             "bf16": {"enabled": dtype == "bfloat16"},
             "fp16": {"enabled": dtype == "float16", "auto_cast": False},
+            "data_types": {"grad_accum_dtype": grad_accum_dtype(config, dtype)},
             "zero_allow_untested_optimizer": True,
             "steps_per_print": 10**9,
             "wall_clock_breakdown": False,
         }
+        if config.communication_data_type != "auto":
+            ds_config["communication_data_type"] = config.communication_data_type
         if config.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             model.config.use_cache = False

@@ -144,6 +144,15 @@ class BackendConfig(Strict):
         if self.logits_chunk_tokens is not None:
             return self.logits_chunk_tokens
         return max(1, int(self.logits_chunk_mib * 2**20) // (4 * vocab))
+    grad_accum_dtype: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """Dtype the gradients of a step's micro-batches are summed in (DeepSpeed `data_types.grad_accum_dtype`).
+    auto: fp32 at ZeRO 1-3 (a bf16 sum of 16 micro-batches loses ~3x one bf16 rounding; verl and OpenRLHF
+    sum in fp32), the model dtype at ZeRO-0, where DeepSpeed 0.19.8 sums in the model dtype only. fp32 with
+    a 16-bit model needs zero_stage >= 1; bf16/fp16 must equal the model dtype."""
+    communication_data_type: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """Dtype of the gradient all-reduce / reduce-scatter between ranks (DeepSpeed `communication_data_type`).
+    auto: DeepSpeed's default, the model dtype. fp32 doubles the gradient traffic of a bf16 model and
+    removes its rounding from the sum over ranks."""
 
 
 # --------------------------------------------------------------------------------------------------

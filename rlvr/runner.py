@@ -33,8 +33,26 @@ def quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     # vLLM logs ~20 warning lines per engine start on CPU (no triton, no tcmalloc, kernel re-registration);
-    # an eval stage starts one per checkpoint. Errors still show; VLLM_LOGGING_LEVEL=WARNING brings them back.
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+    # an eval stage starts one per checkpoint. So vLLM logs errors only, except its weight-reload package
+    # (vllm/model_executor/model_loader/reload: "Following weights were not loaded from checkpoint", which
+    # the weight-sync probe's error points to). That takes vLLM's own dictConfig file: vLLM re-applies its
+    # logging config at import and at every engine start, resetting any level set on its loggers here.
+    # A user's VLLM_LOGGING_LEVEL (WARNING brings everything back) or VLLM_LOGGING_CONFIG_PATH wins.
+    if not {"VLLM_LOGGING_LEVEL", "VLLM_LOGGING_CONFIG_PATH"} & set(os.environ):
+        import json
+        import tempfile
+
+        handler = {"class": "logging.StreamHandler", "level": "WARNING", "stream": "ext://sys.stdout",
+                   "formatter": "vllm"}
+        config = {"version": 1, "disable_existing_loggers": False,
+                  "formatters": {"vllm": {"format": "%(levelname)s %(asctime)s [%(filename)s:%(lineno)d] %(message)s",
+                                          "datefmt": "%m-%d %H:%M:%S"}},
+                  "handlers": {"vllm": handler},
+                  "loggers": {"vllm": {"handlers": ["vllm"], "level": "ERROR", "propagate": False},
+                              "vllm.model_executor.model_loader.reload": {"level": "WARNING"}}}
+        path = Path(tempfile.gettempdir()) / f"rlvr-vllm-logging-{os.getuid()}.json"
+        write_atomic(path, json.dumps(config, indent=1))
+        os.environ["VLLM_LOGGING_CONFIG_PATH"] = str(path)
     import torch
 
     if not torch.cuda.is_available():

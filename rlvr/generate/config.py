@@ -18,7 +18,7 @@ class GenerationConfig(BaseModel):
     slower; for debugging and installs without vLLM)."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     """Engine dtype; auto = the trainer's dtype. Keep it equal to the trainer's: a bf16 engine next to an
-    fp32 trainer has a logprob gap of ~1e-2 and needs a larger probe_threshold."""
+    fp32 trainer has a logprob gap of ~1e-2; the probe then judges by the bf16 rule."""
     max_model_len: int = Field(4096, ge=16)
     """Prompt + completion tokens per sequence (vLLM; capped at the model's max_position_embeddings).
     A prompt longer than this fails."""
@@ -51,9 +51,10 @@ class GenerationConfig(BaseModel):
     """Fixed sequences scored by both trainer and engine after each weight sync."""
     probe_length: int = Field(32, ge=4)
     """Tokens per probe sequence (capped by max_model_len)."""
-    probe_threshold: float = Field(1e-3, gt=0.0)
-    """Largest allowed max |trainer - engine| token logprob on the probe; above it the run stops
-    (stale or garbage weights). fp32 vs fp32 measures ~1e-6; for bf16 use ~0.1 (bf16 rounding alone
-    gives 1e-2-scale gaps, stale weights after an update usually give > 0.2)."""
+    probe_threshold: float | None = Field(None, gt=0.0)
+    """Limit of the probe's absolute rule; None: derived from the dtype (the coarser of model.dtype and
+    generation.dtype). fp32: the max |trainer - engine| token logprob, default 1e-3 (measured ~1e-6).
+    bf16 / fp16: the mean |gap|, default 0.1 / 0.0125 nats (published bf16 trainer-vs-vLLM noise: RMS
+    0.032-0.040, single tokens near 0.1; stale weights ~1). Above it the run stops (docs/generation.md)."""
     use_tqdm: bool = True
     """Progress bar on rank 0 for every generate call."""

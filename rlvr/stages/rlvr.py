@@ -15,7 +15,9 @@ One step, as implemented:
      each: loss = policy_loss(clip_low, clip_high, loss_agg) + kl.coef * KL - entropy_coef * H, every
      term aggregated with the mini-batch's global token/sequence counts (micro-batch and rank invariant);
   6. weight sync into the engine, then the probe: a few fixed sequences scored by trainer and engine;
-     a gap above generation.probe_threshold stops the run (stale or garbage weights). The hf backend
+     a gap above the dtype's limit, or an engine closer to the previous weights than to the new ones, or
+     one that did not move with the trainer, stops the run (stale or garbage weights; rlvr.generate.probe,
+     docs/generation.md). The hf backend
      under ZeRO 0-2 shares the trainer's parameter tensors instead: nothing to push or probe, the sync
      only checks that the tensors are still shared;
   7. validation when due (`validation`: every N steps, at step 0, at the last step; the same engine
@@ -455,7 +457,7 @@ def _yaml(data: Any) -> str:
 # ------------------------------------------------------------------------------------ the stage
 def main(ctx: StageContext) -> StageResult:
     from rlvr.generate import build_generator
-    from rlvr.generate.probe import check_probe, probe_gap, probe_sequences
+    from rlvr.generate.probe import WeightProbe, probe_dtype, probe_sequences
     from rlvr.verify import Verifier
 
     cfg, world = ctx.cfg, ctx.world
@@ -473,13 +475,15 @@ def main(ctx: StageContext) -> StageResult:
     verifier = Verifier(ctx.recipe.verifier)
     verifier.start()  # its fallback workers start (sympy imports) during setup, not inside the first step that needs them
     start = ctx.resume_from(backend, data_id)
-    probe_ids = probe_sequences(tokenizer, cfg.generation.probe_sequences, cfg.generation.probe_length)
+    probe = WeightProbe(probe_sequences(tokenizer, cfg.generation.probe_sequences, cfg.generation.probe_length),
+                        dtype=probe_dtype(ctx.recipe.model.dtype, cfg.generation.dtype),
+                        threshold=cfg.generation.probe_threshold)
     # hf backend, ZeRO 0-2: the generator's parameters become the trainer's own tensors, so there is no
     # copy to push or to probe; its sync_weights then only checks that the tensors are still shared
     shared = bool(getattr(generator, "share_weights", None) and generator.share_weights(backend.module))
     generator.sync_weights(backend.iter_full_params())  # the engine must start from the trainer's weights
     if not shared:
-        check_probe(probe_gap(generator, backend, probe_ids), cfg.generation.probe_threshold)
+        probe.check(generator, backend)
     orders = (EpochOrder(len(prompts), ctx.recipe.seed), EpochOrder(len(prompts), ctx.recipe.seed + 7919))
     pad = tokenizer.pad_token_id
     single_update = plan.updates == 1 and cfg.ppo_epochs == 1
@@ -515,9 +519,7 @@ def main(ctx: StageContext) -> StageResult:
 
         generator.wake()
         sync_s = generator.sync_weights(backend.iter_full_params())                             # 6
-        gap = {} if shared else probe_gap(generator, backend, probe_ids)
-        if gap:
-            check_probe(gap, cfg.generation.probe_threshold)
+        gap = {} if shared else probe.check(generator, backend)
         t_sync = time.perf_counter()
 
         tok = world.all_reduce_sum(sums.get("tok", 0.0))

@@ -2,7 +2,9 @@
 
 Checks the two user-reported failures: (1) stale weights after wake-up: weights pushed while the engine
 sleeps must survive the wake-up (sync_weights wakes the weights before loading); (2) memory: sleep()
-gives the KV cache (and weights) back to the trainer. Usage: python worker_sleep.py MODEL_DIR LEVEL OUT_JSON
+gives the KV cache (and weights) back to the trainer. Level 1 must keep the synced weights over a second
+sleep/wake cycle without a sync; level 2 discards them, so its second cycle re-syncs after the wake-up,
+as the RL stage does every step. Usage: python worker_sleep.py MODEL_DIR LEVEL OUT_JSON
 """
 
 import json
@@ -58,7 +60,15 @@ def main():
     r["probe_after_sleep_sync_wake"] = probe_gap(gen, trainer, seqs)["gen/logprob_gap_max"]
     r["greedy_after"] = gen.generate(req, Sampling(temperature=0.0, max_tokens=16))[0][0].completion_ids
     gen.sleep()
-    gen.wake()  # a second cycle without a sync must keep the synced weights
+    gen.wake()
+    if level == 2:
+        # Level 2 discards the weights: vLLM 0.32's sleep-mode backend (device_allocator/sleep_mode_backend.py,
+        # CuMemSleepModeBackend.suspend) offloads only the "weights" tag at level 1, and GPUWorker.sleep/wake_up
+        # restore only the buffers (and sleep_preserve_parameter_names) at level 2. What the parameters hold
+        # after this wake-up is undefined, so the RL stage re-syncs after every wake-up; so does this check.
+        r["probe_level2_wake_without_sync"] = probe_gap(gen, trainer, seqs)["gen/logprob_gap_max"]  # not asserted
+        gen.sync_weights(trainer.model.named_parameters())
+    # level 1: a second cycle without a sync keeps the synced weights (the offloaded copy is the new one)
     r["probe_after_second_cycle"] = probe_gap(gen, trainer, seqs)["gen/logprob_gap_max"]
     with open(out, "w") as f:
         json.dump(r, f)
