@@ -391,6 +391,9 @@ class RlvrStage(_StageCommon):
     """Prompts per optimizer update; unset = all of the step's prompts, i.e. one update per rollout
     step (1-shot RLVR's released code). prompts_per_step / mini_batch_prompts updates otherwise."""
     ppo_epochs: int = Field(1, ge=1)
+    objective: Literal["grpo"] = "grpo"
+    """The per-micro-batch loss, from rlvr.rl.objectives.OBJECTIVES: `grpo` = PPO clip (+ truncated IS)
+    + KL in the loss - entropy bonus, the GRPO family's (docs/algorithms.md)."""
     max_tokens_per_micro_batch: int | None = Field(None, ge=1)
     """Per rank: instead of micro_batch_size sequences, cut each rank's share of the step into micro-batches
     of length-sorted rollouts holding at most this many token positions (padding included; verl's dynamic

@@ -139,3 +139,32 @@ def test_token_logprobs_use_temperature():
     tok = torch.randint(0, 7, (2, 3), generator=torch.Generator().manual_seed(3))
     expect = torch.log_softmax(z / 0.6, -1).gather(-1, tok.unsqueeze(-1)).squeeze(-1)
     torch.testing.assert_close(token_logprobs(z, tok, 0.6), expect)
+
+
+@pytest.mark.parametrize("kl_in_loss", [True, False])
+@pytest.mark.parametrize("tis_cap", [None, 1.5])
+def test_grpo_objective_is_its_formula(kl_in_loss, tis_cap):
+    """OBJECTIVES['grpo'] = policy_loss (TIS-weighted when tis_cap) + kl_coef * agg(KL) (only when the KL
+    is in the loss) - entropy_coef * agg(H), each aggregated with the step's global counts; its metrics
+    carry the three terms."""
+    from rlvr.rl.objectives import OBJECTIVES, ObjectiveConfig, ObjectiveInputs
+
+    g = torch.Generator().manual_seed(3)
+    B, T = 4, 7
+    logp = -torch.rand(B, T, generator=g)
+    old, ref, rollout = (logp + 0.1 * torch.randn(B, T, generator=g) for _ in range(3))
+    mask = (torch.rand(B, T, generator=g) > 0.2).float()
+    ent, adv = torch.rand(B, T, generator=g), torch.randn(B, generator=g)
+    c = ObjectiveConfig(clip_low=0.2, clip_high=0.28, loss_agg="token-mean", entropy_coef=0.01, kl_coef=0.05,
+                        kl_kind="k3", kl_in_loss=kl_in_loss, tis_cap=tis_cap)
+    x = ObjectiveInputs(logp=logp, old_logp=old, advantages=adv, mask=mask, entropy=ent, ref_logp=ref,
+                        rollout_logp=rollout, n_tokens=40.0, n_seqs=4.0, norm_len=7.0)
+    loss, m = OBJECTIVES["grpo"](x, c)
+    counts = {"n_tokens": 40.0, "n_seqs": 4.0, "norm_len": 7.0}
+    w = tis_weights(old, rollout, tis_cap) if tis_cap is not None else None
+    pg, _ = policy_loss(logp, old, adv, mask, 0.2, 0.28, "token-mean", weights=w, **counts)
+    h = aggregate(ent, mask, "token-mean", **counts)
+    k = aggregate(kl(logp, ref, "k3"), mask, "token-mean", **counts)
+    expected = pg - 0.01 * h + (0.05 * k if kl_in_loss else 0.0)
+    assert torch.allclose(loss, expected) and torch.allclose(m["kl"], k) and torch.allclose(m["entropy"], h)
+    assert torch.allclose(m["pg_loss"], pg)

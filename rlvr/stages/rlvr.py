@@ -43,14 +43,15 @@ from typing import Any
 
 import torch
 
-from rlvr.config import TemperatureSchedule
+from rlvr.config import RlvrStage, TemperatureSchedule
 from rlvr.data.lm import chat_messages, render_prompt
 from rlvr.data.sources import load_rows
 from rlvr.models.scoring import can_share_prompts
 from rlvr.rl.advantages import ESTIMATORS
 from rlvr.rl.batching import pad_parts
 from rlvr.rl.layouts import forward_response, micro_batch_splitter, micro_batches, pad_rows
-from rlvr.rl.losses import aggregate, kl, policy_loss, tis_weights
+from rlvr.rl.losses import kl
+from rlvr.rl.objectives import OBJECTIVES, ObjectiveConfig, ObjectiveInputs
 from rlvr.stages.context import StageContext, StageResult, fingerprint
 from rlvr.tracking import progress
 from rlvr.train.causal_lm import EpochOrder
@@ -277,10 +278,17 @@ def precompute_logprobs(ctx, backend, reference, rollouts: list[Rollout], pad_id
 
 
 # ------------------------------------------------------------------------------------ the update
+def objective_config(cfg: RlvrStage) -> ObjectiveConfig:
+    return ObjectiveConfig(clip_low=cfg.clip_low, clip_high=cfg.clip_high, loss_agg=cfg.loss_agg,
+                           entropy_coef=cfg.entropy_coef, kl_coef=cfg.kl.coef, kl_kind=cfg.kl.kind,
+                           kl_in_loss=cfg.kl.placement == "loss", tis_cap=cfg.tis_cap)
+
+
 def train_on(ctx, backend, rollouts: list[Rollout], plan: Plan, pad_id: int, temp: float, single_update: bool) -> dict[str, float]:
     """ppo_epochs x updates optimizer steps over this step's rollouts; returns summed metrics."""
     cfg, world, micro = ctx.cfg, ctx.world, ctx.micro_batch_size
     sums: Counter = Counter()
+    objective, objective_cfg = OBJECTIVES[cfg.objective], objective_config(cfg)
     share = cfg.prompt_sharing and can_share_prompts(backend.module, backend.scorer)
     by_prompt = _groups(rollouts)
     backend.train()
@@ -300,29 +308,23 @@ def train_on(ctx, backend, rollouts: list[Rollout], plan: Plan, pad_id: int, tem
                 logp, mask, ent = forward_response(backend.scorer, batch, pad_id, backend.device, temp,
                                                    with_entropy=True, entropy_grad=bool(cfg.entropy_coef),
                                                    share_prompts=share)
-                mask = mask * torch.tensor([float(r.train) for r in batch], device=mask.device).unsqueeze(-1)
-                T = logp.shape[1]
-                old = logp.detach() if single_update else pad_rows([r.old_logp for r in batch], T, logp.device)
-                adv = torch.tensor([r.advantage for r in batch], device=logp.device)
-                weights = None
-                if cfg.tis_cap is not None:
-                    weights = tis_weights(old, pad_rows([torch.tensor(r.rollout_logp) for r in batch], T, logp.device), cfg.tis_cap)
-                pg, m = policy_loss(logp, old, adv, mask, cfg.clip_low, cfg.clip_high, cfg.loss_agg, weights=weights, **counts)
-                loss = pg
-                h = aggregate(ent, mask, cfg.loss_agg, **counts)
-                if cfg.entropy_coef:
-                    loss = loss - cfg.entropy_coef * h  # coef > 0 raises entropy
-                k = torch.zeros((), device=logp.device)
-                if cfg.kl.coef > 0:
-                    k = aggregate(kl(logp, pad_rows([r.ref_logp for r in batch], T, logp.device), cfg.kl.kind),
-                                  mask, cfg.loss_agg, **counts)
-                    if cfg.kl.placement == "loss":
-                        loss = loss + cfg.kl.coef * k
+                T, dev = logp.shape[1], logp.device
+                inputs = ObjectiveInputs(
+                    logp=logp,
+                    old_logp=logp.detach() if single_update else pad_rows([r.old_logp for r in batch], T, dev),
+                    advantages=torch.tensor([r.advantage for r in batch], device=dev),
+                    mask=mask * torch.tensor([float(r.train) for r in batch], device=dev).unsqueeze(-1),
+                    entropy=ent,
+                    ref_logp=pad_rows([r.ref_logp for r in batch], T, dev) if cfg.kl.coef > 0 else None,
+                    rollout_logp=(pad_rows([torch.tensor(r.rollout_logp) for r in batch], T, dev)
+                                  if cfg.tis_cap is not None else None),
+                    **counts)
+                loss, m = objective(inputs, objective_cfg)
                 backend.backward(loss)
-                n_tok = float(mask.sum())
-                sums.update({"pg_loss": float(pg.detach()), "entropy": float(h.detach()), "kl": float(k.detach()),
-                             "clip_frac_tok": float(m["clip_frac"]) * n_tok, "approx_kl_tok": float(m["approx_kl"]) * n_tok,
-                             "tok": n_tok})
+                n_tok = float(inputs.mask.sum())
+                sums.update({"pg_loss": float(m["pg_loss"].detach()), "entropy": float(m["entropy"].detach()),
+                             "kl": float(m["kl"].detach()), "clip_frac_tok": float(m["clip_frac"]) * n_tok,
+                             "approx_kl_tok": float(m["approx_kl"]) * n_tok, "tok": n_tok})
             stats = backend.step()
             sums.update({"grad_norm": stats.grad_norm or 0.0, "updates": 1})
             sums["lr"] = stats.lr
