@@ -7,6 +7,7 @@ import json
 import subprocess
 import time
 import types
+from dataclasses import replace
 
 import pytest
 import torch
@@ -260,7 +261,10 @@ def test_single_update_shortcut_equals_the_old_logprob_pass(tis_cap):
     for single in (True, False):
         backend, rollouts = _PlainBackend(_random_lm()), _rollouts()
         if not single:
-            precompute_logprobs(ctx, backend, None, rollouts, 0, 0.7, need_old=True)
+            old, ref = precompute_logprobs(ctx, backend, None, rollouts, 0, 0.7, need_old=True)
+            assert all(o is not None and len(o) == len(r.completion_ids) for o, r in zip(old, rollouts, strict=True))
+            assert ref == [None] * len(rollouts)
+            rollouts = [replace(r, old_logp=o) for r, o in zip(rollouts, old, strict=True)]
         sums = train_on(ctx, backend, rollouts, plan, 0, 0.7, single_update=single)
         results[single] = (sums, [p.detach().clone() for p in backend.module.parameters()])
     (a, wa), (b, wb) = results[True], results[False]
@@ -393,3 +397,46 @@ def test_shared_prompt_micro_batches_give_the_whole_batch_update():
         weights[share] = [p.detach().clone() for p in backend.module.parameters()]
     for x, y in zip(weights[False], weights[True], strict=True):
         assert torch.allclose(x, y, atol=1e-6)
+
+
+def test_reward_advantage_and_selection_steps_return_values():
+    """The step's functions return what they compute (rollouts are frozen): DAPO's overlong penalty and
+    the KL-in-reward term shape rewards by their formulas; advantages over one rank equal the estimator's;
+    rebalancing keeps every positive of a group and as many negatives, and overlong filtering drops
+    truncated rollouts."""
+    import random
+
+    from rlvr.config import RlvrStage
+    from rlvr.rl.advantages import ESTIMATORS
+    from rlvr.stages.rlvr import Rollout, compute_advantages, select_for_training, shape_rewards
+    from rlvr.world import World
+
+    def rollout(group, n, reward, truncated=False):
+        return Rollout(group=group, prompt_ids=[1], completion_ids=[2] * n, rollout_logp=[-1.0] * n,
+                       truncated=truncated, reward=reward, correct=reward > 0)
+
+    rows = [rollout(0, 10, 1.0), rollout(0, 18, 0.0), rollout(0, 20, 0.0, truncated=True), rollout(0, 5, 0.0),
+            rollout(1, 4, 1.0), rollout(1, 4, 1.0)]
+    cfg = RlvrStage(name="rl", type="rlvr", data={"toy": {}}, max_response_tokens=20, rebalance=True,
+                    overlong={"buffer": 4, "penalty": 1.0, "filter": True}, kl={"coef": 0.5, "placement": "reward", "kind": "k1"})
+    old = [torch.full((len(r.completion_ids),), -1.0) for r in rows]
+    ref = [torch.full((len(r.completion_ids),), -1.5) for r in rows]
+    with pytest.raises(AttributeError):
+        rows[0].reward = 5.0  # frozen
+    rewards = shape_rewards(cfg, rows, old, ref)
+    k1 = lambda n: 0.5 * n * 0.5  # noqa: E731  kl coef x sum over n tokens of (logp - ref) = 0.5
+    assert rewards == pytest.approx([1.0 - k1(10), -0.5 - k1(18), -1.0 - k1(20), -k1(5), 1.0 - k1(4), 1.0 - k1(4)])
+    assert [r.reward for r in rows] == [1.0, 0.0, 0.0, 0.0, 1.0, 1.0]  # unchanged
+    adv = compute_advantages(World(), "grpo", rewards, [r.group for r in rows])
+    expected = ESTIMATORS["grpo"](torch.tensor(rewards, dtype=torch.float64), torch.tensor([0, 0, 0, 0, 1, 1]))
+    assert adv == pytest.approx(expected.tolist())
+    cfg = cfg.model_copy(update={"kl": cfg.kl.model_copy(update={"coef": 0.0})})
+    plain = shape_rewards(cfg, rows, old, ref)
+    train = select_for_training(cfg, rows, plain, random.Random(0))
+    assert train[0] and train[4] and train[5]  # every positive
+    assert not train[2]  # truncated: overlong filtering
+    # one negative drawn for group 0's one positive (kept unless it is the truncated one)
+    draws = [select_for_training(cfg, rows, plain, random.Random(seed)) for seed in range(20)]
+    assert all(sum(t[1:4]) <= 1 and not t[2] for t in draws)
+    assert {t[1:4].index(True) for t in draws if any(t[1:4])} == {0, 2}  # rows 1 and 3 both get drawn
+    assert any(not any(t[1:4]) for t in draws)  # the truncated one drawn: filtered, so no negative trains

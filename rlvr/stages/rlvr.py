@@ -7,20 +7,25 @@ One step, as implemented:
      completions per prompt from its colocated engine (vLLM, or HF) at the step's temperature;
   2. the shared verifier scores each completion (truncated ones are never correct) -> reward;
      DAPO dynamic sampling regenerates to replace groups with all-equal rewards;
-  3. advantages from the rewards of *all* ranks (rlvr.rl.advantages.ESTIMATORS), so group and batch
-     statistics never depend on where a rollout was generated;
-  4. old log-probs (a no-grad pass, needed only when a step makes several updates) and reference
-     log-probs (only when kl.coef > 0) from the trainer;
-  5. `ppo_epochs` passes over `prompts_per_step / mini_batch_prompts` mini-batches, one optimizer step
-     each: loss = policy_loss(clip_low, clip_high, loss_agg) + kl.coef * KL - entropy_coef * H, every
-     term aggregated with the mini-batch's global token/sequence counts (micro-batch and rank invariant);
-  6. weight sync into the engine, then the probe: a few fixed sequences scored by trainer and engine;
+  3. old log-probs (a no-grad pass, needed only when a step makes several updates) and reference
+     log-probs (only when kl.coef > 0) from the trainer: before the rewards are final, because the
+     KL-in-reward term reads them;
+  4. rewards shaped (DAPO's overlong penalty, KL in the reward), then advantages from the rewards of
+     *all* ranks (rlvr.rl.advantages.ESTIMATORS), so group and batch statistics never depend on where a
+     rollout was generated;
+  5. selection: overlong filtering, Phi-4's prompt filters and reward rebalancing decide which rollouts
+     carry loss;
+  6. `ppo_epochs` passes over `prompts_per_step / mini_batch_prompts` mini-batches, one optimizer step
+     each, the loss rlvr.rl.objectives.OBJECTIVES[objective] (grpo: policy_loss(clip_low, clip_high,
+     loss_agg) + kl.coef * KL - entropy_coef * H), every term aggregated with the mini-batch's global
+     token/sequence counts (micro-batch and rank invariant);
+  7. weight sync into the engine, then the probe: a few fixed sequences scored by trainer and engine;
      a gap above the dtype's limit, or an engine closer to the previous weights than to the new ones, or
      one that did not move with the trainer, stops the run (stale or garbage weights; rlvr.generate.probe,
      docs/generation.md). The hf backend
      under ZeRO 0-2 shares the trainer's parameter tensors instead: nothing to push or probe, the sync
      only checks that the tensors are still shared;
-  7. validation when due (`validation`: every N steps, at step 0, at the last step; the same engine
+  8. validation when due (`validation`: every N steps, at step 0, at the last step; the same engine
      scores benchmarks through rlvr.eval's sweep code), metrics, checkpoint, preemption check.
 Departures from the papers are options, documented in docs/algorithms.md; the 1-shot recipe makes one
 update per step (the released code) although the paper's text says 8.
@@ -37,7 +42,7 @@ import random
 import shutil
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +62,12 @@ from rlvr.tracking import progress
 from rlvr.train.causal_lm import EpochOrder
 
 
-@dataclass
+@dataclass(frozen=True)
 class Rollout:
+    """One sampled completion. Generation and the verifier fill the first fields; the training fields
+    (reward after shaping, advantage, train, old/ref log-probs) are the returns of the step's later
+    functions, attached in `main` with `dataclasses.replace`. Never edited in place."""
+
     group: int  # global id of the prompt's group in this step
     prompt_ids: list[int]
     completion_ids: list[int]
@@ -143,21 +152,20 @@ def generate_round(ctx, generator, verifier, prompts, rows: list[int], round_: i
                         max_tokens=cfg.max_response_tokens, seed=ctx.recipe.seed * 1_000_003 + step * 97 + round_,
                         logprobs=True, stop_token_ids=[eos_id])
     outs = generator.generate(requests, sampling)
-    rollouts = []
-    for j, completions in zip(local, outs, strict=True):
-        for c in completions:
-            rollouts.append(Rollout(group=round_ * P + j, prompt_ids=c.prompt_ids, completion_ids=c.completion_ids,
-                                    rollout_logp=list(c.logprobs or []), truncated=c.finish_reason == "length"))
-    texts = [c.text for cs in outs for c in cs]
+    sampled = [(round_ * P + j, c) for j, completions in zip(local, outs, strict=True) for c in completions]
+    truncated = [c.finish_reason == "length" for _, c in sampled]
     golds = [prompts[rows[j]]["answer"] for j in local for _ in range(cfg.rollouts_per_prompt)]
     t0 = time.perf_counter()
-    results = verifier.verify_batch(texts, golds, truncated=[r.truncated for r in rollouts])
+    results = verifier.verify_batch([c.text for _, c in sampled], golds, truncated=truncated)
     verify_s = time.perf_counter() - t0
-    for r, res in zip(rollouts, results, strict=True):
-        r.correct, r.reason = res.score == 1.0, res.reason
-        has_answer = res.answer is not None and not r.truncated
-        hit = r.correct if cfg.reward.kind == "correctness" else has_answer
-        r.reward = cfg.reward.correct if hit else cfg.reward.incorrect
+    rollouts = []
+    for (group, c), cut, res in zip(sampled, truncated, results, strict=True):
+        correct = res.score == 1.0
+        hit = correct if cfg.reward.kind == "correctness" else (res.answer is not None and not cut)
+        rollouts.append(Rollout(group=group, prompt_ids=c.prompt_ids, completion_ids=c.completion_ids,
+                                rollout_logp=list(c.logprobs or []), truncated=cut,
+                                reward=cfg.reward.correct if hit else cfg.reward.incorrect, correct=correct,
+                                reason=res.reason))
     return rollouts, verify_s
 
 
@@ -196,39 +204,42 @@ def _groups(rollouts: list[Rollout]) -> list[list[Rollout]]:
     return list(by.values())
 
 
-def shape_rewards(ctx, rollouts: list[Rollout]) -> None:
-    """DAPO soft overlong penalty and KL-in-reward adjust rewards before advantages."""
-    cfg = ctx.cfg
+def shape_rewards(cfg: RlvrStage, rollouts: list[Rollout], old: list[torch.Tensor | None],
+                  ref: list[torch.Tensor | None]) -> list[float]:
+    """The verifier's rewards after DAPO's soft overlong penalty and the KL-in-reward term (which needs the
+    old and reference log-probs: hence step 4 before this one). One reward per rollout."""
+    rewards = [r.reward for r in rollouts]
     ov = cfg.overlong
     if ov.buffer:
         limit = cfg.max_response_tokens - ov.buffer
-        for r in rollouts:
+        for i, r in enumerate(rollouts):
             over = len(r.completion_ids) - limit
             if over > 0:
-                r.reward -= ov.penalty * min(1.0, over / ov.buffer)
+                rewards[i] -= ov.penalty * min(1.0, over / ov.buffer)
     if cfg.kl.coef > 0 and cfg.kl.placement == "reward":
-        for r in rollouts:
-            lp = r.old_logp if r.old_logp is not None else torch.tensor(r.rollout_logp)
-            r.reward -= cfg.kl.coef * float(kl(lp, r.ref_logp, cfg.kl.kind).sum())
+        for i, r in enumerate(rollouts):
+            lp = old[i] if old[i] is not None else torch.tensor(r.rollout_logp)
+            rewards[i] -= cfg.kl.coef * float(kl(lp, ref[i], cfg.kl.kind).sum())
+    return rewards
 
 
-def assign_advantages(ctx, rollouts: list[Rollout]) -> None:
-    """Advantages over the whole batch: rewards and group ids of every rank are gathered first."""
-    world = ctx.world
-    local = [(r.reward, r.group) for r in rollouts]
-    gathered = world.all_gather_object(local)
+def compute_advantages(world, estimator: str, rewards: list[float], groups: list[int]) -> list[float]:
+    """This rank's advantages, computed over the whole batch: the rewards and group ids of every rank are
+    gathered first, so group and batch statistics never depend on where a rollout was generated."""
+    gathered = world.all_gather_object(list(zip(rewards, groups, strict=True)))
     offset = sum(len(g) for g in gathered[: world.rank])
-    rewards = torch.tensor([x[0] for g in gathered for x in g], dtype=torch.float64)
-    groups = torch.tensor([x[1] for g in gathered for x in g], dtype=torch.long)
-    adv = ESTIMATORS[ctx.cfg.advantage](rewards, groups) if len(rewards) else rewards
-    for i, r in enumerate(rollouts):
-        r.advantage = float(adv[offset + i])
+    everyone = torch.tensor([x[0] for g in gathered for x in g], dtype=torch.float64)
+    group_ids = torch.tensor([x[1] for g in gathered for x in g], dtype=torch.long)
+    adv = ESTIMATORS[estimator](everyone, group_ids) if len(everyone) else everyone
+    return [float(adv[offset + i]) for i in range(len(rewards))]
 
 
-def select_for_training(ctx, rollouts: list[Rollout], step: int) -> None:
-    """Overlong filtering, Phi-4 prompt filters and reward rebalancing decide which rollouts carry loss."""
-    cfg = ctx.cfg
-    rng = random.Random(f"{ctx.recipe.seed}|rebalance|{step}|{ctx.world.rank}")
+def select_for_training(cfg: RlvrStage, rollouts: list[Rollout], rewards: list[float], rng: random.Random) -> list[bool]:
+    """Which rollouts carry loss (the others are kept for statistics): overlong filtering, Phi-4's prompt
+    filters (accuracy, length uniformity) and reward rebalancing (every positive and as many random
+    negatives per group, judged on the shaped rewards)."""
+    train = [True] * len(rollouts)
+    index = {id(r): i for i, r in enumerate(rollouts)}
     for g in _groups(rollouts):
         acc = sum(r.correct for r in g) / len(g)
         lengths = [len(r.completion_ids) for r in g]
@@ -237,14 +248,15 @@ def select_for_training(ctx, rollouts: list[Rollout], step: int) -> None:
         drop = (cfg.prompt_filter.max_accuracy is not None and acc > cfg.prompt_filter.max_accuracy) or \
                (cfg.prompt_filter.max_length_cv is not None and cv > cfg.prompt_filter.max_length_cv)
         for r in g:
-            r.train = not drop and not (cfg.overlong.filter and r.truncated)
+            train[index[id(r)]] = not drop and not (cfg.overlong.filter and r.truncated)
         if cfg.rebalance and not drop:
-            pos = [r for r in g if r.reward > cfg.reward.incorrect]
-            neg = [r for r in g if r.reward <= cfg.reward.incorrect]
+            pos = [r for r in g if rewards[index[id(r)]] > cfg.reward.incorrect]
+            neg = [r for r in g if rewards[index[id(r)]] <= cfg.reward.incorrect]
             for r in neg:
-                r.train = False
+                train[index[id(r)]] = False
             for r in rng.sample(neg, min(len(pos), len(neg))):
-                r.train = not (cfg.overlong.filter and r.truncated)
+                train[index[id(r)]] = not (cfg.overlong.filter and r.truncated)
+    return train
 
 
 # ------------------------------------------------------------------------------------ log-probs
@@ -255,9 +267,14 @@ def _dummy(pad_id: int) -> Rollout:
 
 
 @torch.no_grad()
-def precompute_logprobs(ctx, backend, reference, rollouts: list[Rollout], pad_id: int, temp: float, need_old: bool) -> None:
-    """old_logp from the current policy (when several updates follow) and ref_logp from the frozen
-    reference (when the KL term is on), micro-batch by micro-batch."""
+def precompute_logprobs(ctx, backend, reference, rollouts: list[Rollout], pad_id: int, temp: float,
+                        need_old: bool) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
+    """(old, ref): per rollout, its completion's log-probs [n] under the current policy (when several
+    updates follow) and under the frozen reference (when the KL term is on), else None; computed micro-batch
+    by micro-batch."""
+    index = {id(r): i for i, r in enumerate(rollouts)}
+    old: list[torch.Tensor | None] = [None] * len(rollouts)
+    ref: list[torch.Tensor | None] = [None] * len(rollouts)
     micro = ctx.micro_batch_size
     n_chunks = ctx.world.all_reduce_max(math.ceil(len(rollouts) / micro))
     share = ctx.cfg.prompt_sharing and can_share_prompts(backend.module, backend.scorer)
@@ -269,12 +286,13 @@ def precompute_logprobs(ctx, backend, reference, rollouts: list[Rollout], pad_id
             logp, _, _ = forward_response(backend.scorer, batch, pad_id, backend.device, temp, False,
                                           share_prompts=share)
             for r, lp in zip(part, logp, strict=False):
-                r.old_logp = lp[: len(r.completion_ids)].detach().cpu()
+                old[index[id(r)]] = lp[: len(r.completion_ids)].detach().cpu()
         if reference is not None and part:
             logp, _, _ = forward_response(reference, batch, pad_id, backend.device, temp, False,
                                           share_prompts=ctx.cfg.prompt_sharing and can_share_prompts(reference.forward, reference))
             for r, lp in zip(part, logp, strict=False):
-                r.ref_logp = lp[: len(r.completion_ids)].detach().cpu()
+                ref[index[id(r)]] = lp[: len(r.completion_ids)].detach().cpu()
+    return old, ref
 
 
 # ------------------------------------------------------------------------------------ the update
@@ -510,23 +528,29 @@ def main(ctx: StageContext) -> StageResult:
         generator.sleep()
         t_gen = time.perf_counter()
 
-        precompute_logprobs(ctx, backend, reference, rollouts, pad, temp, need_old=not single_update)  # 4
-        shape_rewards(ctx, rollouts)
-        assign_advantages(ctx, rollouts)                                                         # 3
-        select_for_training(ctx, rollouts, step)
+        old, ref = precompute_logprobs(ctx, backend, reference, rollouts, pad, temp,
+                                       need_old=not single_update)                               # 3
+        rewards = shape_rewards(cfg, rollouts, old, ref)                                         # 4
+        advantages = compute_advantages(world, cfg.advantage, rewards, [r.group for r in rollouts])
+        train = select_for_training(cfg, rollouts, rewards,
+                                    random.Random(f"{ctx.recipe.seed}|rebalance|{step}|{world.rank}"))  # 5
+        batch = [replace(r, reward=rw, advantage=a, train=t, old_logp=o, ref_logp=f)
+                 for r, rw, a, t, o, f in zip(rollouts, rewards, advantages, train, old, ref, strict=True)]
         t_prep = time.perf_counter()
 
-        sums = train_on(ctx, backend, rollouts, plan, pad, temp, single_update)                 # 5
+        sums = train_on(ctx, backend, batch, plan, pad, temp, single_update)                    # 6
         t_train = time.perf_counter()
 
         generator.wake()
-        sync_s = generator.sync_weights(backend.iter_full_params())                             # 6
+        sync_s = generator.sync_weights(backend.iter_full_params())                             # 7
         gap = {} if shared else probe.check(generator, backend)
         t_sync = time.perf_counter()
 
+        trained = {id(r): b for r, b in zip(rollouts, batch, strict=True)}
+        generated = [trained.get(id(r), r) for r in generated]  # statistics: every rollout, shaped where trained
         tok = world.all_reduce_sum(sums.get("tok", 0.0))
         metrics = {**rollout_metrics(world, generated), **gap, **log.values,
-                   "rollout/train_fraction": world.all_reduce_sum(sum(r.train for r in rollouts))
+                   "rollout/train_fraction": world.all_reduce_sum(sum(r.train for r in batch))
                    / max(1.0, world.all_reduce_sum(len(generated))),
                    "pg_loss": world.all_reduce_sum(sums.get("pg_loss", 0.0)) / sums.get("updates", 1),
                    "entropy": world.all_reduce_sum(sums.get("entropy", 0.0)) / sums.get("updates", 1),
@@ -538,7 +562,7 @@ def main(ctx: StageContext) -> StageResult:
                    "time/generate": t_gen - t0, "time/prepare": t_prep - t_gen, "time/train": t_train - t_prep,
                    "time/sync": t_sync - t_train, "time/sync_push": sync_s, "time/step": t_sync - t0}
         if validation is not None and validation.due(step + 1, plan.total_steps):
-            metrics.update(validation.run(generator, verifier, step + 1))                     # 7
+            metrics.update(validation.run(generator, verifier, step + 1))                     # 8
         ctx.tracker.log(cfg.name, step + 1, metrics)
         history.append(metrics)
         bar.update(1)
