@@ -440,3 +440,20 @@ def test_reward_advantage_and_selection_steps_return_values():
     assert all(sum(t[1:4]) <= 1 and not t[2] for t in draws)
     assert {t[1:4].index(True) for t in draws if any(t[1:4])} == {0, 2}  # rows 1 and 3 both get drawn
     assert any(not any(t[1:4]) for t in draws)  # the truncated one drawn: filtered, so no negative trains
+
+
+def test_a_step_with_no_rollouts_left_still_takes_one_micro_batch_under_a_token_budget():
+    """Dynamic sampling can leave a rank (or every rank) with no rollouts: the step still runs one empty
+    micro-batch and its optimizer step, as with fixed micro-batches (the shrunken Phi-4 recipe hit this)."""
+    from rlvr.config import RlvrStage
+    from rlvr.stages.rlvr import Plan, train_on
+    from rlvr.world import World
+
+    cfg = RlvrStage(name="rl", type="rlvr", data={"toy": {}}, max_prompt_tokens=20, max_response_tokens=20,
+                    max_tokens_per_micro_batch=40)
+    backend, calls = _PlainBackend(_random_lm()), []
+    backend.accumulate = calls.append
+    ctx = types.SimpleNamespace(cfg=cfg, world=World(), micro_batch_size=6)
+    sums = train_on(ctx, backend, [], Plan(prompts_local=3, updates=1, mini_local=3, grad_accum=1, total_steps=1),
+                    0, 0.7, single_update=True)
+    assert calls == [1] and sums["updates"] == 1 and sums["tok"] == 0

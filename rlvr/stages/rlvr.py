@@ -315,7 +315,9 @@ def train_on(ctx, backend, rollouts: list[Rollout], plan: Plan, pad_id: int, tem
             mini = [r for g in by_prompt[u * plan.mini_local:(u + 1) * plan.mini_local] for r in g]
             parts = micro_batches(mini, micro_batch_splitter(cfg.max_tokens_per_micro_batch, micro, plan.grad_accum, share),
                                   share)
-            parts = pad_parts(parts, world.all_reduce_max(len(parts)))  # less padding, the same update
+            # every rank runs the same number of micro-batches, at least one: a step whose rollouts were
+            # all dropped (dynamic sampling) still takes its optimizer step on an empty micro-batch
+            parts = pad_parts(parts, max(1, world.all_reduce_max(len(parts))))
             backend.accumulate(len(parts))
             n_tokens = world.all_reduce_sum(sum(len(r.completion_ids) for r in mini if r.train))
             n_seqs = world.all_reduce_sum(sum(r.train for r in mini))
