@@ -475,8 +475,19 @@ def _largest_fitting_tokens(shape: ModelShape, s: StageSetup, world: int, gpu_me
     return best
 
 
+def accumulated_grad_bytes(recipe: Recipe) -> int:
+    """Bytes per gradient element as DeepSpeed keeps them (backend.grad_accum_dtype; auto: fp32 at ZeRO 1-3,
+    the model dtype at ZeRO-0, as rlvr.backend.grad_accum_dtype resolves it)."""
+    be, model = recipe.backend, DTYPE_BYTES[recipe.model.dtype]
+    if be.grad_accum_dtype == "auto":
+        return 4 if be.zero_stage >= 1 else model
+    return {"fp32": 4, "bf16": 2, "fp16": 2}[be.grad_accum_dtype]
+
+
 def plan_recipe(recipe: Recipe, gpus: int, gpu_memory_bytes: float, grad_bytes: int | None = None) -> list[StagePlan]:
-    """One StagePlan per stage of `recipe` on `gpus` GPUs of `gpu_memory_bytes` each."""
+    """One StagePlan per stage of `recipe` on `gpus` GPUs of `gpu_memory_bytes` each. `grad_bytes`: bytes
+    per gradient element (default: from backend.grad_accum_dtype)."""
+    grad_bytes = grad_bytes or accumulated_grad_bytes(recipe)
     if gpus < 1:
         raise PlanError(f"--gpus must be >= 1, got {gpus}")
     if gpu_memory_bytes <= 0:
