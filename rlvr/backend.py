@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from rlvr.config import BackendConfig, OptimConfig
-from rlvr.models.scoring import DEFAULT_CHUNK, install_scoring_head, token_scorer
+from rlvr.models.scoring import install_scoring_head, token_scorer
 from rlvr.world import World
 
 
@@ -116,8 +116,9 @@ class DeepSpeedBackend:
     """One model under DeepSpeed with its optimizer and lr schedule."""
 
     def __init__(self, engine: Any, world: World, zero_stage: int, grad_accum: int, micro_batch_size: int,
-                 logits_chunk_tokens: int = DEFAULT_CHUNK):
-        """`logits_chunk_tokens`: positions per LM-head chunk of the token scorer (0: full logits)."""
+                 logits_chunk_tokens: int | None = None):
+        """`logits_chunk_tokens`: positions per LM-head chunk of the token scorer (0: full logits; None: the
+        config's default for the model's vocabulary)."""
         self.engine = engine
         self.world = world
         self.zero_stage = zero_stage

@@ -28,8 +28,6 @@ from torch import Tensor, nn
 
 from rlvr.rl.logprobs import chunked_token_scores, full_vocab_token_scores
 
-DEFAULT_CHUNK = 1024
-
 
 @dataclass
 class _Request:
@@ -108,7 +106,7 @@ class TokenScorer:
 
     forward: Callable[..., Any]
     head: ScoringHead | None
-    chunk: int = DEFAULT_CHUNK
+    chunk: int
     partitioned: bool = False
     fallback: str | None = None
 
@@ -158,9 +156,15 @@ def can_share_prompts(module: nn.Module, scorer: TokenScorer) -> bool:
             and scorer.head is not None and not scorer.partitioned)
 
 
-def token_scorer(forward: Callable[..., Any], module: nn.Module, chunk: int = DEFAULT_CHUNK,
+def token_scorer(forward: Callable[..., Any], module: nn.Module, chunk: int | None = None,
                  partitioned: bool = False) -> TokenScorer:
-    """A TokenScorer for `module` (run through `forward`), installing its ScoringHead when supported."""
+    """A TokenScorer for `module` (run through `forward`), installing its ScoringHead when supported.
+    `chunk`: positions per LM-head chunk; None takes backend.logits_chunk's default for the module's
+    vocabulary (256 MiB of fp32 logits), the one rule the backend and the planner use too."""
+    if chunk is None:
+        from rlvr.config import BackendConfig
+
+        chunk = BackendConfig().logits_chunk(module.config.vocab_size)
     reason = scoring_head_support(module)
     head = install_scoring_head(module) if reason is None else None
     return TokenScorer(forward, head, chunk, partitioned, reason)

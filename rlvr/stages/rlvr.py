@@ -289,6 +289,7 @@ def precompute_logprobs(ctx, backend, reference, rollouts: list[Rollout], pad_id
                 old[index[id(r)]] = lp[: len(r.completion_ids)].detach().cpu()
         if reference is not None and part:
             logp, _, _ = forward_response(reference, batch, pad_id, backend.device, temp, False,
+                                          # the reference's scorer runs the module itself: forward is the module
                                           share_prompts=ctx.cfg.prompt_sharing and can_share_prompts(reference.forward, reference))
             for r, lp in zip(part, logp, strict=False):
                 ref[index[id(r)]] = lp[: len(r.completion_ids)].detach().cpu()

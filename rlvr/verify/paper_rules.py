@@ -79,13 +79,20 @@ class _Raw(Exception):
 
 
 def _hendrycks_fracs(s: str) -> str:
+    return _fix_fracs(s, empty_raises=True)
+
+
+def _fix_fracs(s: str, empty_raises: bool) -> str:
+    """`\\frac12` -> `\\frac{1}{2}`, as both originals' `_fix_fracs` do. They differ on a `\\frac` with
+    nothing after it: the Hendrycks one (one-shot reward) indexes the empty piece and raises, the Qwen
+    one returns the string unchanged."""
     parts = s.split("\\frac")
     out = parts[0]
     for part in parts[1:]:
         out += "\\frac"
-        if not part:
+        if not part and empty_raises:
             raise _Raw  # part[0] on an empty piece raises in the original
-        if part[0] == "{":
+        if part and part[0] == "{":
             out += part
             continue
         if len(part) < 2:
@@ -438,18 +445,7 @@ def _words_to_number(text: str) -> str:
 
 
 def _qwen_fracs(s: str) -> str:
-    parts = s.split("\\frac")
-    out = parts[0]
-    for part in parts[1:]:
-        out += "\\frac"
-        if part and part[0] == "{":
-            out += part
-            continue
-        if len(part) < 2:
-            return s
-        a, b, rest = part[0], part[1], part[2:]
-        out += "{" + a + "}{" + b + "}" + rest if b != "{" else "{" + a + "}" + b + rest
-    return out
+    return _fix_fracs(s, empty_raises=False)
 
 
 def _qwen_slash(s: str) -> str:
