@@ -133,7 +133,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from rlvr.models.tiny import build_tiny
-    from rlvr.runner import quiet_libraries
+    from rlvr.tracking import quiet_libraries
 
     quiet_libraries()
     world = World.from_env()

@@ -16,7 +16,7 @@ One step = forward + backward + optimizer step, through rlvr's own code:
        of one prompt (--prompt tokens) with `length` response tokens each;
   dpo  `rlvr.stages.dpo.pair_logps` + `rlvr.rl.dpo.dpo_loss` (sigmoid, beta 0.1), --rows pairs, each side
        prompt + `length` response tokens;
-  sft  `rlvr.train.causal_lm.token_nll` on `collate`d rows of prompt + `length` response tokens (loss on the
+  sft  `rlvr.stages.causal_lm.token_nll` on `collate`d rows of prompt + `length` response tokens (loss on the
        response).
 Variants, each in a fresh subprocess on the same model (a Qwen2-architecture model with random weights, tied
 embeddings, the DeepSpeed backend as the stages build it) and the same token ids:
@@ -227,9 +227,8 @@ def make_step(case: dict, backend, world, length: int):
             return step
         cfg = RlvrStage(name="rl", type="rlvr", data={"toy": {}}, temperature=temp, max_response_tokens=length,
                         kl={"coef": case["kl_coef"], "kind": "k3", "placement": "loss"}, entropy_coef=case["entropy_coef"])
-        ctx = types.SimpleNamespace(cfg=cfg, world=world, micro_batch_size=rows)
         plan = Plan(prompts_local=1, updates=1, mini_local=1, grad_accum=1, total_steps=1)
-        return lambda: train_on(ctx, backend, rollouts, plan, 0, temp, single_update=True)
+        return lambda: train_on(cfg, world, backend, rollouts, plan, rows, 0, temp, single_update=True)
 
     # dpo / sft: rows of prompt + response (loss on the response), all of one width, so no padding
     def example():
@@ -261,7 +260,7 @@ def make_step(case: dict, backend, world, length: int):
             return backend.engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels,
                                   fused_lm_head=True, use_cache=False).log_probs
     else:
-        from rlvr.train.causal_lm import token_nll
+        from rlvr.stages.causal_lm import token_nll
 
         def scores():
             return -token_nll(backend.scorer, targets, **batch, use_cache=False)
@@ -289,7 +288,7 @@ def run_case(case: dict) -> dict:
 
     from rlvr.backend import DeepSpeedBackend
     from rlvr.config import BackendConfig, OptimConfig
-    from rlvr.runner import quiet_libraries
+    from rlvr.tracking import quiet_libraries
     from rlvr.world import World
 
     quiet_libraries()

@@ -5,7 +5,7 @@
 
 Each case builds a Qwen2-architecture model with random weights in a fresh process, wraps it in rlvr's
 DeepSpeed backend (fp32, ZeRO-0, one process) and runs one SFT step through rlvr's own token scorer
-(rlvr.train.causal_lm.token_nll: the LM head in backend.logits_chunk_tokens chunks), twice: the first
+(rlvr.stages.causal_lm.token_nll: the LM head in backend.logits_chunk_tokens chunks), twice: the first
 step allocates Adam's states after its backward, so the second, measured step is the steady state in
 which the states are held while activations and logits peak. Measured:
 
@@ -102,8 +102,8 @@ def measure(case: str) -> dict:
 
     from rlvr.backend import DeepSpeedBackend
     from rlvr.config import BackendConfig, OptimConfig
-    from rlvr.runner import quiet_libraries
-    from rlvr.train.causal_lm import token_nll
+    from rlvr.stages.causal_lm import token_nll
+    from rlvr.tracking import quiet_libraries
     from rlvr.world import World
 
     shape_name, micro, seq, chunk, ckpt = CASES[case]

@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rlvr.backend import DeepSpeedBackend  # noqa: E402
 from rlvr.config import BackendConfig, OptimConfig  # noqa: E402
-from rlvr.runner import quiet_libraries  # noqa: E402
-from rlvr.train.causal_lm import token_nll  # noqa: E402
+from rlvr.stages.causal_lm import token_nll  # noqa: E402
+from rlvr.tracking import quiet_libraries  # noqa: E402
 from rlvr.world import World  # noqa: E402
 
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0}  # dense, per GPU

@@ -1,45 +1,29 @@
-"""Typed recipe schema, YAML loading, `--set` overrides and error reporting.
+"""Typed recipe schema and recipe loading.
 
 A recipe is one YAML file: `name`, `seed`, `run_dir`, `model`, `tracking`, `backend` and an ordered
 list of `stages`. Every section is a pydantic model with `extra="forbid"`, so a misspelt key is an
-error, and every default lives here. `load_recipe` reports *all* problems at once as
-`path.to.key: message` lines (ConfigError), before anything heavy is imported.
+error, and every default lives in a schema: this module's, or the one beside the package a section
+configures (`data` in rlvr/data/config.py, evaluation options in rlvr/eval/options.py, `generation`
+and `verifier` in rlvr/generate/config.py and rlvr/verify/config.py). `load_recipe` applies `--set`
+overrides and reports *all* problems at once as `path.to.key: message` lines (ConfigError, from the
+leaf rlvr/schema.py), before anything heavy is imported.
 
-This module imports only pydantic and yaml: it must stay cheap (the CLI validates before torch).
+Imports only pydantic, yaml and those schema modules: it must stay cheap (the CLI validates before torch).
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from rlvr.data.config import DataConfig
+from rlvr.eval.options import EvalOptions, RlvrValidation
 from rlvr.generate.config import GenerationConfig
+from rlvr.schema import ConfigError, Strict, apply_override, format_validation_error, read_yaml_mapping
 from rlvr.verify.config import VerifierConfig
-
-PLANNED_STAGE_TYPES: tuple[str, ...] = ()  # stage types named in the docs but not built yet
-
-
-class ConfigError(Exception):
-    """Every problem found in a recipe, each as `key.path: what is wrong (and how to fix it)`."""
-
-    def __init__(self, problems: list[str], source: str | Path | None = None):
-        self.problems = problems
-        self.source = str(source) if source is not None else "recipe"
-        super().__init__(self.render())
-
-    def render(self) -> str:
-        n = len(self.problems)
-        head = f"{self.source}: {n} problem{'s' if n != 1 else ''} in the recipe:"
-        return "\n".join([head, *(f"  {p}" for p in self.problems)])
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
-
 
 # --------------------------------------------------------------------------------------------------
 # model, tracking, backend
@@ -171,80 +155,6 @@ class OptimConfig(Strict):
     """Fraction of the stage's steps spent in linear warm-up."""
     min_lr_ratio: float = Field(0.0, ge=0, le=1)
     """For cosine/linear decay: the final lr as a fraction of lr."""
-
-
-class ToyData(Strict):
-    """The synthetic arithmetic task (rlvr/data/toy.py)."""
-
-    split: Literal["train", "test"] = "train"
-    n: int = Field(2000, ge=1)
-    levels: list[Annotated[int, Field(ge=1, le=6)]] = Field(default_factory=lambda: [1, 2, 3, 4])
-    seed: int = 0
-    distinct: bool = False
-    """Every problem at most once (a level whose split is used up stops being drawn); benchmarks set it."""
-    teacher_error: float = Field(0.0, ge=0, le=1)
-    """Fraction of rows whose worked solution (and the answer it ends with) comes from a teacher that
-    forgets carries; the row's `answer` stays true. Train split only (rlvr/data/toy.py)."""
-
-    @model_validator(mode="after")
-    def _clean_test(self) -> ToyData:
-        from rlvr.data.toy import check_teacher_error  # stdlib only: config validation stays cheap
-
-        check_teacher_error(self.split, self.teacher_error)
-        return self
-
-    def rows(self) -> list[dict[str, object]]:
-        from rlvr.data.toy import toy_rows
-
-        return toy_rows(self.split, self.n, self.levels, self.seed, distinct=self.distinct,
-                        teacher_error=self.teacher_error)
-
-
-FIELD_PRESETS: dict[str, dict[str, str]] = {
-    # canonical field -> dotted source path (integers index lists)
-    "problem_solution": {"prompt": "problem", "response": "solution", "answer": "answer"},
-    "messages": {"messages": "messages"},
-    "verl": {"prompt": "prompt.0.content", "answer": "reward_model.ground_truth"},
-    "text": {"text": "text"},
-    "sharegpt": {"messages": "conversations"},  # [{from: human|gpt|user|assistant|system, value}]
-}
-CANONICAL_FIELDS = ("prompt", "response", "answer", "messages", "text")
-
-
-class DataConfig(Strict):
-    """Where a stage's rows come from: exactly one of `toy`, `rows` (written in the recipe), `path`
-    (local JSONL/JSON/parquet), `hub` (a Hugging Face dataset id) or `spec` (a dataset spec YAML in
-    data/ holding these same keys)."""
-
-    toy: ToyData | None = None
-    rows: list[dict[str, Any]] | None = Field(None, min_length=1)
-    """Rows written in the recipe itself (e.g. 1-shot RLVR's single example), mapped like file rows."""
-    path: str | None = None
-    hub: str | None = None
-    spec: str | None = None
-    config: str | None = None
-    """Hub dataset config name."""
-    split: str = "train"
-    preset: Literal["problem_solution", "messages", "verl", "text", "sharegpt"] = "problem_solution"
-    """Field mapping preset (FIELD_PRESETS); `fields` entries override it."""
-    fields: dict[str, str] = Field(default_factory=dict)
-    """canonical field (prompt, response, answer, messages, text) -> dotted source path, e.g.
-    {answer: reward_model.ground_truth, prompt: prompt.0.content}."""
-    limit: int | None = Field(None, ge=1)
-    """Use only the first N rows."""
-
-    @model_validator(mode="after")
-    def _one_source(self) -> DataConfig:
-        given = [k for k in ("toy", "rows", "path", "hub", "spec") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError(f"give exactly one data source of toy, rows, path, hub, spec (got {given or 'none'})")
-        bad = sorted(set(self.fields) - set(CANONICAL_FIELDS))
-        if bad:
-            raise ValueError(f"unknown canonical field(s) {bad} in `fields`; allowed: {list(CANONICAL_FIELDS)}")
-        return self
-
-    def mapping(self) -> dict[str, str]:
-        return {**FIELD_PRESETS[self.preset], **self.fields}
 
 
 class _StageCommon(Strict):
@@ -526,126 +436,6 @@ class DpoStage(_StageCommon):
         return self
 
 
-class SettingOverrides(Strict):
-    """Fields of a protocol's sampling setting (rlvr.eval.protocols.EvalSetting) to override."""
-
-    template: str | None = None
-    """A prompt template name (rlvr.eval.templates.TEMPLATES)."""
-    temperature: float | None = Field(None, ge=0)
-    top_p: float | None = Field(None, gt=0, le=1)
-    k: int | None = Field(None, ge=1)
-    """Samples per problem (avg@k, pass@k, maj@k)."""
-    max_tokens: int | None = Field(None, ge=1)
-
-    @field_validator("template")
-    @classmethod
-    def _known_template(cls, value: str | None) -> str | None:
-        from rlvr.eval.templates import TEMPLATES  # rlvr.eval imports this module: import late
-
-        if value is not None and value not in TEMPLATES:
-            raise ValueError(f"unknown template '{value}'; choose one of {', '.join(TEMPLATES)}")
-        return value
-
-
-class EvalOptions(Strict):
-    """What an evaluation runs: a protocol's settings on some benchmarks, optionally swept over
-    temperatures and seeds. Shared by eval SPEC files (rlvr/eval/spec.py) and `eval` stages."""
-
-    protocol: str = "toy"
-    """A protocol name (rlvr.eval.protocols.PROTOCOLS): one_shot_rlvr, phi4_mini_reasoning, r1_distill, toy."""
-    benchmarks: list[str] | dict[str, dict[str, Any] | None] | None = None
-    """Benchmark names or spec-file paths; as a mapping, each with overrides of its spec keys, e.g.
-    {math500: {path: ../shared/data/math500/test.jsonl, limit: 50}}. None: the protocol's own list."""
-    settings: SettingOverrides = Field(default_factory=SettingOverrides)
-    """Overrides of the protocol's setting for every benchmark."""
-    benchmark_settings: dict[str, SettingOverrides] = Field(default_factory=dict)
-    """Per benchmark name: overrides applied after `settings`."""
-    temperatures: list[Annotated[float, Field(ge=0)]] | None = Field(None, min_length=1)
-    """Sweep: evaluate every benchmark at each of these temperatures (replacing the protocol's)."""
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    """Sampling seeds; each sampled setting runs once per seed (greedy settings use only the first)."""
-    generation: GenerationConfig = Field(default_factory=GenerationConfig)
-    chunk_size: int = Field(256, ge=1)
-    """(problem, sample) pairs generated per chunk; each chunk is appended to the cache at once, so a
-    killed sweep loses at most one chunk."""
-
-    @field_validator("protocol")
-    @classmethod
-    def _known_protocol(cls, value: str) -> str:
-        from rlvr.eval.protocols import PROTOCOLS  # rlvr.eval imports this module: import late
-
-        if value not in PROTOCOLS:
-            raise ValueError(f"unknown protocol '{value}'; choose one of {', '.join(PROTOCOLS)}")
-        return value
-
-    @field_validator("benchmarks")
-    @classmethod
-    def _known_benchmarks(cls, value: list[str] | dict[str, Any] | None) -> list[str] | dict[str, Any] | None:
-        from rlvr.eval.benchmarks import benchmark_names, load_benchmark
-
-        known = benchmark_names()
-        bad = [b for b in (value or []) if b not in known and not Path(b).is_file()]
-        if bad:
-            raise ValueError(f"unknown benchmark(s) {', '.join(bad)}; built-in: {', '.join(known)} "
-                             "(or the path of your own benchmark spec YAML)")
-        problems = []
-        for name, over in (value.items() if isinstance(value, dict) else ()):
-            try:
-                load_benchmark(name, over or {})  # reads YAML only: bad overrides fail here, not mid-run
-            except ConfigError as err:
-                problems += [p.removeprefix("benchmarks.") if p.startswith(f"benchmarks.{name}.") else f"{name}.{p}"
-                             for p in err.problems]
-        if problems:
-            raise ValueError("\n".join(problems))
-        return value
-
-    def benchmark_overrides(self) -> dict[str, dict[str, Any]]:
-        """name or spec file -> spec-key overrides (the protocol's list when `benchmarks` is None)."""
-        if self.benchmarks is None:
-            from rlvr.eval.protocols import PROTOCOLS
-
-            return {name: {} for name in PROTOCOLS[self.protocol]["benchmarks"]}
-        if isinstance(self.benchmarks, list):
-            return {name: {} for name in self.benchmarks}
-        return {name: dict(over or {}) for name, over in self.benchmarks.items()}
-
-
-class RlvrValidation(EvalOptions):
-    """An rlvr stage's `validation`: every `every` optimizer steps (at step 0 with `at_start`, and at the
-    last step) the policy is scored with the stage's own engine, already synced to the trainer's
-    weights, through the same code as `rlvr eval` (rlvr.eval.sweep.evaluate_checkpoint), into
-    stages/<name>/validation/step-<N>/. The other keys are an eval stage's (protocol, benchmarks,
-    settings, ...); the recipe's `verifier` judges."""
-
-    every: int = Field(ge=1)
-    """Validate after every N optimizer steps (1-shot RLVR: 20, verl's test_freq)."""
-    at_start: bool = True
-    """Also validate the input model before the first step (verl's val_before_train)."""
-
-    @model_validator(mode="after")
-    def _resolve(self) -> RlvrValidation:
-        from rlvr.eval.spec import resolve_benchmarks  # rlvr.eval imports this module: import late
-
-        problems: list[str] = []
-        if "generation" in self.model_fields_set:
-            problems.append("generation: validation generates with the stage's own engine (the stage's "
-                            "`generation`); remove validation.generation")
-        resolve_benchmarks(self, problems)
-        if problems:
-            raise ValueError("\n".join(problems))
-        return self
-
-    def resolve(self) -> tuple[dict[str, Any], dict[str, list[tuple[Any, int]]]]:
-        """(benchmark specs, [(EvalSetting, seed)] per benchmark), as an eval stage resolves them (YAML
-        only; the problems were reported when the recipe was loaded)."""
-        from rlvr.eval.spec import resolve_benchmarks
-
-        return resolve_benchmarks(self, [])
-
-    def max_tokens(self) -> int:
-        return max(s.max_tokens for runs in self.resolve()[1].values() for s, _ in runs)
-
-
 class EvalStage(EvalOptions):
     """Evaluate the stage's input model with a protocol (the same sweep as `rlvr eval`), writing
     stages/<name>/eval/ (cache, scores.json). It produces no model: a later stage's `init: previous`
@@ -699,135 +489,8 @@ class Recipe(Strict):
 # --------------------------------------------------------------------------------------------------
 # loading, overrides, error formatting
 
-_MESSAGES = {
-    "greater_than": "must be > {gt}, got {input!r}",
-    "greater_than_equal": "must be >= {ge}, got {input!r}",
-    "less_than": "must be < {lt}, got {input!r}",
-    "less_than_equal": "must be <= {le}, got {input!r}",
-    "extra_forbidden": "unknown key (check the spelling; see the schema in rlvr/config.py or the README)",
-    "missing": "required key is missing",
-    "literal_error": "must be one of {expected}, got {input!r}",
-}
-
-
-def _loc_str(loc: tuple[Any, ...], data: Any) -> str:
-    """('stages', 2, 'sft', 'optim', 'lr') -> 'stages[2].optim.lr' (drops union tags)."""
-    out, node = "", data
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-            node = node[part] if isinstance(node, list) and part < len(node) else None
-            continue
-        if isinstance(node, dict) and part not in node and part in STAGE_TYPES and node.get("type") == part:
-            continue  # discriminated-union tag
-        if part.startswith("function-") or part in ("tagged-union",):
-            continue
-        out += f".{part}" if out else str(part)
-        node = node.get(part) if isinstance(node, dict) else None
-    return out or "recipe"
-
-
-def _num(v: Any) -> Any:
-    return int(v) if isinstance(v, float) and v.is_integer() else v
-
-
-def _message(err: dict[str, Any]) -> str:
-    kind = err["type"]
-    ctx = {k: _num(v) for k, v in {**err.get("ctx", {}), "input": err.get("input")}.items()}
-    if kind == "union_tag_invalid":
-        tag = ctx.get("tag")
-        if tag in PLANNED_STAGE_TYPES:
-            return f"stage type '{tag}' is planned but not built yet; available: {', '.join(STAGE_TYPES)}"
-        return f"unknown stage type '{tag}'; expected one of {', '.join(STAGE_TYPES)}"
-    if kind == "union_tag_not_found":
-        return f"stage needs a `type` (one of {', '.join(STAGE_TYPES)})"
-    if kind in _MESSAGES:
-        try:
-            return _MESSAGES[kind].format(**ctx)
-        except (KeyError, IndexError):
-            pass
-    msg = err["msg"]
-    return msg.removeprefix("Value error, ")
-
-
-def format_validation_error(exc: ValidationError, data: Any) -> list[str]:
-    problems = []
-    for err in exc.errors():
-        where = _loc_str(tuple(err["loc"]), data)
-        for line in _message(err).split("\n"):
-            if re.match(r"^stages\[\d+\]\.", line):
-                problems.append(line)  # a model validator already named the key
-            else:
-                problems.append(f"{where}: {line}")
-    return problems
-
-
-def _parse_path(key: str) -> list[str]:
-    # a.b[2].c -> ['a', 'b', '2', 'c']
-    return [p for p in re.split(r"\.|\[|\]", key) if p != ""]
-
-
-def apply_override(data: dict[str, Any], assignment: str) -> None:
-    """Apply one `a.b.c=value` override in place. List items by index or, under `stages`, by name."""
-    if "=" not in assignment:
-        raise ValueError(f"--set {assignment!r}: expected KEY=VALUE")
-    key, raw = assignment.split("=", 1)
-    parts = _parse_path(key.strip())
-    if not parts:
-        raise ValueError(f"--set {assignment!r}: empty key")
-    value = _parse_value(raw)
-    node: Any = data
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        where = ".".join(parts[: i + 1])
-        if isinstance(node, list):
-            idx = _list_index(node, part, where)
-            if last:
-                node[idx] = value
-            else:
-                node = node[idx]
-        elif isinstance(node, dict):
-            if last:
-                node[part] = value
-            else:
-                if node.get(part) is None:
-                    node[part] = {}
-                node = node[part]
-        else:
-            raise ValueError(f"--set {key}: '{'.'.join(parts[:i])}' is a value, not a section")
-
-
-def _parse_value(raw: str) -> Any:
-    """YAML, except that numbers YAML 1.1 leaves as strings (2e-6, 1e5) become floats."""
-    value = yaml.safe_load(raw) if raw.strip() else ""
-    if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value.strip()):
-        return float(value)
-    return value
-
-
-def _list_index(node: list[Any], part: str, where: str) -> int:
-    if part.lstrip("-").isdigit():
-        idx = int(part)
-        if not -len(node) <= idx < len(node):
-            raise ValueError(f"--set {where}: index {idx} out of range (list has {len(node)} items)")
-        return idx
-    names = [item.get("name") for item in node if isinstance(item, dict)]
-    if part in names:
-        return names.index(part)
-    raise ValueError(f"--set {where}: no item named '{part}' (names: {', '.join(map(str, names))})")
-
-
 def load_recipe_data(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError([f"file not found: {path}"], path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError([f"not valid YAML: {err}"], path) from None
-    if not isinstance(data, dict):
-        raise ConfigError(["a recipe must be a YAML mapping with name, model and stages"], path)
-    return data
+    return read_yaml_mapping(path, "a recipe must be a YAML mapping with name, model and stages")
 
 
 def _raw_duplicate_names(data: dict[str, Any]) -> list[str]:
@@ -848,7 +511,7 @@ def validate_recipe(data: dict[str, Any], source: str | Path = "recipe") -> Reci
     try:
         return Recipe.model_validate(data)
     except ValidationError as exc:
-        problems = format_validation_error(exc, data)
+        problems = format_validation_error(exc, data, kind_name="stage type", kinds=STAGE_TYPES)
         problems += [p for p in _raw_duplicate_names(data) if p not in problems]
         raise ConfigError(problems, source) from None
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-import types
 from dataclasses import replace
 
 import pytest
@@ -74,9 +73,9 @@ def test_an_update_favours_positive_advantages(sft_model):
         return (lp * m).sum(-1)
 
     before = seq_logp()
-    ctx = types.SimpleNamespace(cfg=RlvrStage(name="rl", type="rlvr", data={"toy": {}}), world=world, micro_batch_size=4)
-    train_on(ctx, backend, rollouts, Plan(prompts_local=2, updates=1, mini_local=2, grad_accum=2, total_steps=1),
-             tok.pad_token_id, 1.0, single_update=True)
+    train_on(RlvrStage(name="rl", type="rlvr", data={"toy": {}}), world, backend, rollouts,
+             Plan(prompts_local=2, updates=1, mini_local=2, grad_accum=2, total_steps=1), 4, tok.pad_token_id, 1.0,
+             single_update=True)
     delta = seq_logp() - before
     backend.close()
     assert delta[0::2].mean() > delta[1::2].mean() + 0.1, delta
@@ -255,17 +254,17 @@ def test_single_update_shortcut_equals_the_old_logprob_pass(tis_cap):
     from rlvr.world import World
 
     cfg = RlvrStage(name="rl", type="rlvr", data={"toy": {}}, tis_cap=tis_cap)
-    ctx = types.SimpleNamespace(cfg=cfg, world=World(), micro_batch_size=4)
+    world, micro = World(), 4
     plan = Plan(prompts_local=3, updates=1, mini_local=3, grad_accum=2, total_steps=1)
     results = {}
     for single in (True, False):
         backend, rollouts = _PlainBackend(_random_lm()), _rollouts()
         if not single:
-            old, ref = precompute_logprobs(ctx, backend, None, rollouts, 0, 0.7, need_old=True)
+            old, ref = precompute_logprobs(cfg, world, backend, None, rollouts, micro, 0, 0.7, need_old=True)
             assert all(o is not None and len(o) == len(r.completion_ids) for o, r in zip(old, rollouts, strict=True))
             assert ref == [None] * len(rollouts)
             rollouts = [replace(r, old_logp=o) for r, o in zip(rollouts, old, strict=True)]
-        sums = train_on(ctx, backend, rollouts, plan, 0, 0.7, single_update=single)
+        sums = train_on(cfg, world, backend, rollouts, plan, micro, 0, 0.7, single_update=single)
         results[single] = (sums, [p.detach().clone() for p in backend.module.parameters()])
     (a, wa), (b, wb) = results[True], results[False]
     for key in ("pg_loss", "entropy", "clip_frac_tok", "approx_kl_tok", "grad_norm", "tok"):
@@ -287,9 +286,9 @@ def test_micro_batches_hold_like_lengths_and_give_the_whole_batch_update():
         backend, widths = _PlainBackend(_random_lm()), []
         plain = backend.forward
         backend.forward = lambda **inputs: widths.append(inputs["input_ids"].numel()) or plain(**inputs)  # noqa: B023
-        ctx = types.SimpleNamespace(cfg=cfg, world=World(), micro_batch_size=micro)
-        train_on(ctx, backend, _rollouts(), Plan(prompts_local=3, updates=1, mini_local=3, grad_accum=accum, total_steps=1),
-                 0, 0.7, single_update=True)
+        world, micro = World(), micro
+        train_on(cfg, world, backend, _rollouts(), Plan(prompts_local=3, updates=1, mini_local=3, grad_accum=accum, total_steps=1),
+                 micro, 0, 0.7, single_update=True)
         weights[micro], seen[micro] = [p.detach().clone() for p in backend.module.parameters()], sum(widths)
     for x, y in zip(weights[6], weights[2], strict=True):
         assert torch.allclose(x, y, atol=1e-6)
@@ -354,10 +353,10 @@ def test_token_budget_micro_batches_give_the_whole_batch_update(share):
         backend.forward = lambda **inputs: seen.append(inputs["input_ids"].numel()) or plain(**inputs)  # noqa: B023
         calls = []
         backend.accumulate = calls.append
-        ctx = types.SimpleNamespace(cfg=cfg, world=World(), micro_batch_size=6)
+        world, micro = World(), 6
         rollouts = _rollouts(shared=True)
-        train_on(ctx, backend, rollouts, Plan(prompts_local=3, updates=1, mini_local=3, grad_accum=1, total_steps=1),
-                 0, 0.7, single_update=True)
+        train_on(cfg, world, backend, rollouts, Plan(prompts_local=3, updates=1, mini_local=3, grad_accum=1, total_steps=1),
+                 micro, 0, 0.7, single_update=True)
         weights[budget], widths[budget] = [p.detach().clone() for p in backend.module.parameters()], (calls, seen)
     calls, seen = widths[40]
     assert calls[0] >= 3 and len(seen) >= calls[0]  # several micro-batches, each declared to the backend
@@ -391,9 +390,9 @@ def test_shared_prompt_micro_batches_give_the_whole_batch_update():
     for micro, accum, share in ((6, 1, False), (2, 3, True)):
         cfg = RlvrStage(name="rl", type="rlvr", data={"toy": {}}, prompt_sharing=share)
         backend = _PlainBackend(_random_lm())
-        ctx = types.SimpleNamespace(cfg=cfg, world=World(), micro_batch_size=micro)
-        train_on(ctx, backend, _rollouts(shared=True), Plan(prompts_local=3, updates=1, mini_local=3, grad_accum=accum,
-                                                             total_steps=1), 0, 0.7, single_update=True)
+        world, micro = World(), micro
+        train_on(cfg, world, backend, _rollouts(shared=True), Plan(prompts_local=3, updates=1, mini_local=3, grad_accum=accum,
+                                                             total_steps=1), micro, 0, 0.7, single_update=True)
         weights[share] = [p.detach().clone() for p in backend.module.parameters()]
     for x, y in zip(weights[False], weights[True], strict=True):
         assert torch.allclose(x, y, atol=1e-6)
@@ -453,7 +452,7 @@ def test_a_step_with_no_rollouts_left_still_takes_one_micro_batch_under_a_token_
                     max_tokens_per_micro_batch=40)
     backend, calls = _PlainBackend(_random_lm()), []
     backend.accumulate = calls.append
-    ctx = types.SimpleNamespace(cfg=cfg, world=World(), micro_batch_size=6)
-    sums = train_on(ctx, backend, [], Plan(prompts_local=3, updates=1, mini_local=3, grad_accum=1, total_steps=1),
-                    0, 0.7, single_update=True)
+    world, micro = World(), 6
+    sums = train_on(cfg, world, backend, [], Plan(prompts_local=3, updates=1, mini_local=3, grad_accum=1, total_steps=1),
+                    micro, 0, 0.7, single_update=True)
     assert calls == [1] and sums["updates"] == 1 and sums["tok"] == 0

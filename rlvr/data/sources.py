@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rlvr.config import DataConfig
+from rlvr.data.config import DataConfig
 
 
 class DataError(ValueError):
@@ -22,7 +22,7 @@ LM_NEEDS = {"messages": ("messages",), "sharegpt": ("messages",), "text": ("text
 LM_DEFAULT_NEEDS = ("prompt", "response")
 
 
-def _get(row: Any, dotted: str) -> Any:
+def get_field(row: Any, dotted: str) -> Any:
     """row['a']['b'][0]['c'] for 'a.b.0.c'; raises KeyError naming the missing part."""
     node = row
     for part in dotted.split("."):
@@ -39,7 +39,7 @@ def _get(row: Any, dotted: str) -> Any:
     return node
 
 
-def _read_local(path: Path) -> list[dict[str, Any]]:
+def read_local(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
     suffix = path.suffix.lower()
@@ -83,7 +83,7 @@ def load_rows(cfg: DataConfig, *, needs: tuple[str, ...] | None = None) -> list[
         raw, where = list(cfg.rows), "recipe rows"
     elif cfg.path is not None:
         path = Path(cfg.path)
-        raw, where = _read_local(path), str(path)
+        raw, where = read_local(path), str(path)
     elif cfg.hub is not None:
         raw, where = _read_hub(cfg), f"hub:{cfg.hub}[{cfg.split}]"
     else:
@@ -102,7 +102,7 @@ def map_rows(raw: list[dict[str, Any]], mapping: dict[str, str], where: str,
         mapped = {}
         for canonical, source in mapping.items():
             try:
-                value = _get(row, source)
+                value = get_field(row, source)
             except KeyError as err:
                 if canonical not in required:
                     continue

@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from rlvr.config import ConfigError, Strict, ToyData, format_validation_error
+from rlvr.data.config import ToyData
+from rlvr.data.sources import DataError, get_field, read_local
 from rlvr.eval.scores import SIX_BENCHMARKS
+from rlvr.schema import ConfigError, Strict, format_validation_error, read_yaml_mapping
 from rlvr.verify.policy import POLICIES
 
 __all__ = [
@@ -170,12 +171,8 @@ def load_benchmark(
             )
         )
         raise ConfigError([what], "benchmarks")
-    try:
-        data = yaml.safe_load(found.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError([f"not valid YAML: {err}"], found) from None
-    if not isinstance(data, dict):
-        raise ConfigError(["a benchmark spec must be a YAML mapping (name, hub or path, fields)"], found)
+    data = read_yaml_mapping(found, "a benchmark spec must be a YAML mapping (name, hub or path, fields)",
+                             empty_ok=True)
     data.setdefault("name", found.stem)
     data = _merge(data, overrides or {})
     try:
@@ -199,8 +196,6 @@ def load_problems(spec: BenchmarkSpec) -> list[Problem]:
     Raises ConfigError when the spec has no source, and rlvr.data.sources.DataError naming the
     file, row and field when a row lacks a mapped field or its gold cannot be read.
     """
-    from rlvr.data.sources import DataError
-
     if spec.source() == "toy":
         rows = spec.toy.rows()  # the toy spec sets distinct: a repeated problem would shrink the stderr
         problems = [Problem(i, str(i), str(r["prompt"]), str(r["answer"])) for i, r in enumerate(rows)]
@@ -208,9 +203,7 @@ def load_problems(spec: BenchmarkSpec) -> list[Problem]:
     if spec.source() == "none":
         raise ConfigError([spec.source_problem()], spec.name)
     if spec.source() == "path":
-        from rlvr.data.sources import _read_local
-
-        raw, where, fields = _read_local(Path(spec.path)), spec.path, _fields(spec, hub=False)
+        raw, where, fields = read_local(Path(spec.path)), spec.path, _fields(spec, hub=False)
     else:
         raw, where, fields = _read_hub(spec), f"hub:{spec.hub}[{spec.split}]", _fields(spec, hub=True)
     if spec.expected_rows is not None and len(raw) != spec.expected_rows and spec.limit is None:
@@ -244,10 +237,8 @@ def _fields(spec: BenchmarkSpec, hub: bool) -> dict[str, Any]:
 
 
 def _field(row: Any, dotted: str) -> Any:
-    from rlvr.data.sources import _get
-
     try:
-        return _get(row, dotted)
+        return get_field(row, dotted)
     except KeyError as err:
         raise KeyError(f"field '{dotted}' is missing at '{err.args[0]}'") from None
 

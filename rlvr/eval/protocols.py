@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import Field, ValidationError, model_validator
 
-from rlvr.config import ConfigError, Strict, format_validation_error
 from rlvr.eval.templates import TEMPLATES
+from rlvr.schema import ConfigError, Strict, format_validation_error
 
 
 class EvalSetting(Strict):

@@ -33,14 +33,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError
 
-from rlvr.config import (
-    TRAINING_STAGE_TYPES,
-    ConfigError,
-    EvalOptions,
-    Strict,
-    apply_override,
-    format_validation_error,
-)
+from rlvr.eval.options import EvalOptions, resolve_benchmarks
+from rlvr.schema import ConfigError, Strict, apply_override, format_validation_error, read_yaml_mapping
 from rlvr.verify.config import VerifierConfig
 
 SELECT = ("base", "finals", "steps")
@@ -159,14 +153,8 @@ def _fix_loc(problem: str) -> str:
 def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> EvalSpec:
     """Read, override (`--set a.b=value`) and validate a SPEC; raises SpecError with every problem."""
     path = Path(path)
-    if not path.is_file():
-        raise SpecError([f"file not found: {path}"], path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise SpecError([f"not valid YAML: {err}"], path) from None
-    if not isinstance(data, dict):
-        raise SpecError(["an eval spec must be a YAML mapping with name, checkpoints and benchmarks"], path)
+    data = read_yaml_mapping(path, "an eval spec must be a YAML mapping with name, checkpoints and benchmarks",
+                             SpecError)
     _normalise(data, overrides)
     problems = []
     for assignment in overrides:
@@ -208,44 +196,6 @@ def resolve_sweep(spec: EvalSpec, source: str | Path = "spec") -> Sweep:
     return Sweep(name=spec.name, protocol=spec.protocol, checkpoints=checkpoints, benchmarks=benchmarks,
                  settings=settings, verifier=spec.verifier, generation=spec.generation, dtype=spec.dtype,
                  out=Path(spec.out.format(name=spec.name)), chunk_size=spec.chunk_size, spec=spec.model_dump(mode="json"))
-
-
-def resolve_benchmarks(opts: EvalOptions, problems: list[str]):
-    """(name -> BenchmarkSpec, name -> [(EvalSetting, seed)]) for a spec or an eval stage; appends
-    problems (key paths relative to `opts`) instead of raising."""
-    from rlvr.eval.benchmarks import load_benchmark
-    from rlvr.eval.protocols import protocol_settings
-
-    benchmarks = {}
-    for key, over in opts.benchmark_overrides().items():
-        try:
-            bench = load_benchmark(key, over)
-        except ConfigError as err:
-            problems += [f"benchmarks.{key}: {p}" for p in err.problems]
-            continue
-        if bench.name in benchmarks:
-            problems.append(f"benchmarks.{key}: a second benchmark named '{bench.name}'")
-        benchmarks[bench.name] = bench
-    unknown = sorted(set(opts.benchmark_settings) - set(benchmarks))
-    if unknown:
-        problems.append(f"benchmark_settings: {', '.join(unknown)} not among the benchmarks "
-                        f"({', '.join(benchmarks)})")
-    settings: dict[str, list[tuple[Any, int]]] = {}
-    common = opts.settings.model_dump(exclude_none=True)
-    for name in benchmarks:
-        own = opts.benchmark_settings.get(name)
-        over = {**common, **(own.model_dump(exclude_none=True) if own else {})}
-        runs = []
-        for t in dict.fromkeys(opts.temperatures or [None]):  # greedy (T=0) draws one sample: k becomes 1
-            swept = over if t is None else {**over, "temperature": float(t), **({"k": 1} if t == 0 else {})}
-            try:
-                s = protocol_settings(opts.protocol, [name], swept)[name]
-            except ConfigError as err:
-                problems += [f"benchmark_settings.{p}" for p in err.problems]
-                break
-            runs += [(s, seed) for seed in (opts.seeds if s.temperature > 0 else opts.seeds[:1])]
-        settings[name] = runs
-    return benchmarks, settings
 
 
 # --------------------------------------------------------------------------------------------------
@@ -295,8 +245,8 @@ def run_dir_checkpoints(root: Path, select: list[str], stages: list[str] | None 
         out.append(Checkpoint(label=name("base"), path=str(base), stage=None, step=0))
     offset = 0
     for e in entries:
-        if e.get("type") not in TRAINING_STAGE_TYPES:
-            continue
+        if e.get("type") == "eval":
+            continue  # an eval stage writes no model
         stage_dir = root / "stages" / e["name"]
         wanted = stages is None or e["name"] in stages
         if wanted and "steps" in select:

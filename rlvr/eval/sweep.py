@@ -154,7 +154,7 @@ def _or_error(fn, *args):
 
 def start_generator(sweep: Sweep, ckpt: Checkpoint, world: World):
     from rlvr.generate import build_generator
-    from rlvr.runner import quiet_libraries
+    from rlvr.tracking import quiet_libraries
 
     quiet_libraries()
     world.print0(f"[eval] loading {ckpt.label} ({ckpt.path}) with {sweep.generation.backend}")
@@ -257,8 +257,7 @@ def fill_cache(cache: CacheFile, generator, verifier, template, setting, seed: i
     sampling = sampling_for(template, setting, tokenizer)
     todo = set(missing)
     pairs = [(p.index, s) for p in problems for s in range(setting.k)]
-    dp_rank = getattr(generator, "dp_rank", world.rank)
-    dp_size = getattr(generator, "dp_size", world.world_size)
+    dp_rank, dp_size = generator.dp_rank, generator.dp_size
     t0, tokens = time.time(), 0
     for c, start in enumerate(range(0, len(pairs), chunk_size)):
         chunk = [pair for pair in pairs[start:start + chunk_size] if pair in todo]

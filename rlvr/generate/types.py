@@ -80,6 +80,10 @@ class Generator(Protocol):
     gen/tokens_per_s."""
     tokenizer: Any
     """The tokenizer requests are rendered with (chat template included)."""
+    dp_rank: int
+    dp_size: int
+    """This rank's engine is replica `dp_rank` of `dp_size`: callers that shard requests give each
+    replica its own share (ranks of one tensor-parallel group share an engine and its requests)."""
 
     def generate(self, requests: list[Request], sampling: Sampling) -> list[list[Completion]]:
         """One inner list of `sampling.n` completions per request, in request order."""
@@ -91,6 +95,11 @@ class Generator(Protocol):
 
     def sync_weights(self, named_params: Iterable[tuple[str, torch.Tensor]]) -> float:
         """Load full parameters (HF names, streamed one at a time) into the engine; returns seconds."""
+        ...
+
+    def share_weights(self, module: torch.nn.Module) -> bool:
+        """Make the engine's weights the very tensors of the trainer's `module` when it can (then no
+        copy is held and sync_weights has nothing to load); returns whether it did."""
         ...
 
     def sleep(self) -> None: ...

@@ -150,6 +150,10 @@ class VLLMGenerator:
         ]
 
     # ------------------------------------------------------------------ weights and memory
+    def share_weights(self, module: torch.nn.Module) -> bool:
+        """vLLM holds its own copy of the weights (its own layout and kernels): never shared."""
+        return False
+
     def sync_weights(self, named_params: Iterable[tuple[str, torch.Tensor]]) -> float:
         """Stream full parameters into the engine. Every rank pushes the same tensors into its own engine
         (with TP each rank's loader keeps its shard). The iterator is consumed lazily by vLLM's

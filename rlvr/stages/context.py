@@ -40,6 +40,13 @@ class StageContext:
         return self.cfg.name
 
     @property
+    def step_offset(self) -> int:
+        """Optimizer steps of this run's earlier stages (summary.json): this stage's step N is the run's
+        global step step_offset + N, as a sweep over the run directory labels it."""
+        done = {s["name"]: int(s.get("steps") or 0) for s in self.run.read_summary()["stages"]}
+        return sum(done.get(s.name, 0) for s in self.recipe.stages[: self.index])
+
+    @property
     def micro_batch_size(self) -> int:
         return self.cfg.micro_batch_size or self.recipe.backend.micro_batch_size
 

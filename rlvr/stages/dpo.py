@@ -31,12 +31,13 @@ from typing import Any
 import torch
 
 from rlvr.data.lm import IGNORE, Example, chat_messages, collate, sft_example
+from rlvr.data.order import EpochOrder
 from rlvr.data.sources import load_rows, map_rows
 from rlvr.rl.batching import pack_by_budget, pad_parts, padded_positions
 from rlvr.rl.dpo import dpo_loss
+from rlvr.stages.causal_lm import token_nll
 from rlvr.stages.context import StageContext, StageResult, fingerprint
 from rlvr.tracking import progress
-from rlvr.train.causal_lm import EpochOrder, token_nll
 
 
 # ------------------------------------------------------------------------------------ pairs
@@ -52,7 +53,7 @@ def judged_groups_from_policy(ctx: StageContext, tokenizer: Any) -> list[dict[st
     prompts = [r["prompt"] + cfg.prompt_suffix for r in mine]
     generator = build_generator(cfg.generation, ctx.input_model, world, dtype=ctx.recipe.model.dtype,
                                 seed=ctx.recipe.seed)
-    if getattr(generator, "dp_size", world.world_size) != world.world_size:
+    if generator.dp_size != world.world_size:
         generator.close()
         raise ValueError(f"stage {cfg.name}: generation.tensor_parallel_size > 1 is not supported by this stage yet "
                          "(it shards prompts one engine per rank); use tensor_parallel_size: 1")
@@ -80,13 +81,13 @@ def judged_groups_from_policy(ctx: StageContext, tokenizer: Any) -> list[dict[st
 
 def judged_groups_from_file(ctx: StageContext) -> list[dict[str, Any]]:
     """Teacher rollouts grouped by prompt; rows without a `correct` flag are judged by the verifier."""
-    from rlvr.data.sources import _read_local
+    from rlvr.data.sources import read_local
     from rlvr.verify import Verifier
 
     cfg = ctx.cfg
     path = Path(cfg.pairs.path)
     mapping = {"prompt": "prompt", "completion": "completion", "gold": "gold", "correct": "correct", **cfg.pairs.fields}
-    rows = map_rows(_read_local(path), mapping, str(path), required={"prompt", "completion"})
+    rows = map_rows(read_local(path), mapping, str(path), required={"prompt", "completion"})
     need = [i for i, r in enumerate(rows) if r.get("correct", "") == ""]
     missing_gold = [i for i in need if not rows[i].get("gold")]
     if missing_gold:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from rlvr.data.lm import document_ids, pack, shift
 from rlvr.data.sources import LM_DEFAULT_NEEDS, LM_NEEDS, load_rows
+from rlvr.stages.causal_lm import train_causal_lm
 from rlvr.stages.context import StageContext, StageResult
-from rlvr.train.causal_lm import train_causal_lm
 
 
 def build_examples(ctx: StageContext, tokenizer):

@@ -36,21 +36,20 @@ RECIPE` (one engine per rank, external_launcher).
 
 from __future__ import annotations
 
-import json
 import math
 import random
-import shutil
 import time
 from collections import Counter
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
 from rlvr.config import RlvrStage, TemperatureSchedule
 from rlvr.data.lm import chat_messages, render_prompt
+from rlvr.data.order import EpochOrder
 from rlvr.data.sources import load_rows
+from rlvr.eval.validation import Validation
 from rlvr.models.scoring import can_share_prompts
 from rlvr.rl.advantages import ESTIMATORS
 from rlvr.rl.batching import pad_parts
@@ -59,7 +58,6 @@ from rlvr.rl.losses import kl
 from rlvr.rl.objectives import OBJECTIVES, ObjectiveConfig, ObjectiveInputs
 from rlvr.stages.context import StageContext, StageResult, fingerprint
 from rlvr.tracking import progress
-from rlvr.train.causal_lm import EpochOrder
 
 
 @dataclass(frozen=True)
@@ -91,17 +89,10 @@ class Plan:
     total_steps: int
 
 
-@dataclass
-class StepLog:
-    values: dict[str, float] = field(default_factory=dict)
-
-    def add(self, **kv: float) -> None:
-        self.values.update(kv)
-
-
 # ------------------------------------------------------------------------------------ setup
-def build_prompts(ctx: StageContext, tokenizer: Any) -> list[dict[str, Any]]:
-    cfg = ctx.cfg
+def build_prompts(cfg: RlvrStage, world: Any, tokenizer: Any) -> list[dict[str, Any]]:
+    """The stage's prompts as token ids (chat template, system prompt, suffix) with their gold answers;
+    prompts longer than max_prompt_tokens are dropped, and counted."""
     prompts, too_long = [], 0
     for row in load_rows(cfg.data, needs=("prompt", "answer")):
         messages = chat_messages({"prompt": row["prompt"] + cfg.prompt_suffix, "response": ""}, cfg.system_prompt)[:-1]
@@ -111,14 +102,14 @@ def build_prompts(ctx: StageContext, tokenizer: Any) -> list[dict[str, Any]]:
             continue
         prompts.append({"ids": ids, "answer": row["answer"]})
     if too_long:
-        ctx.world.print0(f"[{cfg.name}] dropped {too_long} prompts longer than max_prompt_tokens={cfg.max_prompt_tokens}")
+        world.print0(f"[{cfg.name}] dropped {too_long} prompts longer than max_prompt_tokens={cfg.max_prompt_tokens}")
     if not prompts:
         raise ValueError(f"stage {cfg.name}: no prompt fits max_prompt_tokens={cfg.max_prompt_tokens}")
     return prompts
 
 
-def plan_batches(ctx: StageContext, n_prompts: int) -> Plan:
-    cfg, W = ctx.cfg, ctx.world.world_size
+def plan_batches(cfg: RlvrStage, W: int, micro_batch_size: int, n_prompts: int) -> Plan:
+    """How a step's prompts become optimizer updates on `W` ranks."""
     mini = cfg.mini_batch_prompts or cfg.prompts_per_step
     if cfg.prompts_per_step % W or mini % W:
         raise ValueError(f"stage {cfg.name}: prompts_per_step ({cfg.prompts_per_step}) and mini_batch_prompts "
@@ -126,7 +117,7 @@ def plan_batches(ctx: StageContext, n_prompts: int) -> Plan:
     seqs = mini // W * cfg.rollouts_per_prompt
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * n_prompts / cfg.prompts_per_step))
     return Plan(prompts_local=cfg.prompts_per_step // W, updates=cfg.prompts_per_step // mini, mini_local=mini // W,
-                grad_accum=math.ceil(seqs / ctx.micro_batch_size), total_steps=total)
+                grad_accum=math.ceil(seqs / micro_batch_size), total_steps=total)
 
 
 def temperature_at(setting: float | TemperatureSchedule, step: int, total: int) -> float:
@@ -139,24 +130,38 @@ def temperature_at(setting: float | TemperatureSchedule, step: int, total: int) 
 
 
 # ------------------------------------------------------------------------------------ rollouts
-def generate_round(ctx, generator, verifier, prompts, rows: list[int], round_: int, step: int, temp: float,
-                   eos_id: int) -> tuple[list[Rollout], float]:
+@dataclass(frozen=True)
+class RolloutSource:
+    """What steps 1-2 draw on: the stage's prompts and their two orders (the step's prompts, and the
+    refills of dynamic sampling), the engine and the verifier."""
+
+    cfg: RlvrStage
+    world: Any
+    generator: Any
+    verifier: Any
+    prompts: list[dict[str, Any]]
+    orders: tuple[EpochOrder, EpochOrder]
+    seed: int
+    eos_id: int
+
+
+def generate_round(src: RolloutSource, rows: list[int], round_: int, step: int, temp: float) -> tuple[list[Rollout], float]:
     """Sample and score this rank's share of `rows` (global prompt indices of the step); returns the
     rollouts and the seconds spent verifying."""
     from rlvr.generate import Request, Sampling
 
-    cfg, world, P = ctx.cfg, ctx.world, ctx.cfg.prompts_per_step
+    cfg, world, prompts, P = src.cfg, src.world, src.prompts, src.cfg.prompts_per_step
     local = range(world.rank * len(rows) // world.world_size, (world.rank + 1) * len(rows) // world.world_size)
     requests = [Request(prompt_ids=prompts[rows[j]]["ids"]) for j in local]
     sampling = Sampling(n=cfg.rollouts_per_prompt, temperature=temp, top_p=cfg.top_p, top_k=cfg.top_k,
-                        max_tokens=cfg.max_response_tokens, seed=ctx.recipe.seed * 1_000_003 + step * 97 + round_,
-                        logprobs=True, stop_token_ids=[eos_id])
-    outs = generator.generate(requests, sampling)
+                        max_tokens=cfg.max_response_tokens, seed=src.seed * 1_000_003 + step * 97 + round_,
+                        logprobs=True, stop_token_ids=[src.eos_id])
+    outs = src.generator.generate(requests, sampling)
     sampled = [(round_ * P + j, c) for j, completions in zip(local, outs, strict=True) for c in completions]
     truncated = [c.finish_reason == "length" for _, c in sampled]
     golds = [prompts[rows[j]]["answer"] for j in local for _ in range(cfg.rollouts_per_prompt)]
     t0 = time.perf_counter()
-    results = verifier.verify_batch([c.text for _, c in sampled], golds, truncated=truncated)
+    results = src.verifier.verify_batch([c.text for _, c in sampled], golds, truncated=truncated)
     verify_s = time.perf_counter() - t0
     rollouts = []
     for (group, c), cut, res in zip(sampled, truncated, results, strict=True):
@@ -169,20 +174,19 @@ def generate_round(ctx, generator, verifier, prompts, rows: list[int], round_: i
     return rollouts, verify_s
 
 
-def collect_rollouts(ctx, generator, verifier, prompts, orders, step: int, temp: float, eos_id: int,
-                     log: StepLog) -> tuple[list[Rollout], list[Rollout]]:
-    """(rollouts to train on, every rollout generated). Round 0 takes the step's prompts; with
-    dynamic sampling, groups whose rewards are all equal are dropped and later rounds (fresh prompts
+def collect_rollouts(src: RolloutSource, step: int, temp: float) -> tuple[list[Rollout], list[Rollout], dict[str, float]]:
+    """(rollouts to train on, every rollout generated, their metrics). Round 0 takes the step's prompts;
+    with dynamic sampling, groups whose rewards are all equal are dropped and later rounds (fresh prompts
     from a separate, resumable order) refill them; all ranks run the same number of rounds."""
-    cfg, world, P = ctx.cfg, ctx.world, ctx.cfg.prompts_per_step
-    main_order, refill_order = orders
+    cfg, world, P = src.cfg, src.world, src.cfg.prompts_per_step
+    main_order, refill_order = src.orders
     rounds = cfg.dynamic_sampling.max_rounds if cfg.dynamic_sampling.enabled else 1
     kept: list[list[Rollout]] = []
     generated: list[Rollout] = []
     verify_s = 0.0
     for round_ in range(rounds):
         rows = main_order.global_batch(step, P) if round_ == 0 else refill_order.global_batch(step * rounds + round_, P)
-        rollouts, seconds = generate_round(ctx, generator, verifier, prompts, rows, round_, step, temp, eos_id)
+        rollouts, seconds = generate_round(src, rows, round_, step, temp)
         verify_s += seconds
         generated += rollouts
         for g in _groups(rollouts):
@@ -192,9 +196,9 @@ def collect_rollouts(ctx, generator, verifier, prompts, orders, step: int, temp:
         if not cfg.dynamic_sampling.enabled or short == 0:
             break
     kept = kept[: P // world.world_size]
-    log.add(**{"rollout/rounds": round_ + 1, "rollout/groups_kept": world.all_reduce_sum(len(kept)),
-               "rollout/generated": world.all_reduce_sum(len(generated)), "time/verify": verify_s})
-    return [r for g in kept for r in g], generated
+    stats = {"rollout/rounds": round_ + 1, "rollout/groups_kept": world.all_reduce_sum(len(kept)),
+             "rollout/generated": world.all_reduce_sum(len(generated)), "time/verify": verify_s}
+    return [r for g in kept for r in g], generated, stats
 
 
 def _groups(rollouts: list[Rollout]) -> list[list[Rollout]]:
@@ -267,20 +271,20 @@ def _dummy(pad_id: int) -> Rollout:
 
 
 @torch.no_grad()
-def precompute_logprobs(ctx, backend, reference, rollouts: list[Rollout], pad_id: int, temp: float,
+def precompute_logprobs(cfg: RlvrStage, world: Any, backend: Any, reference: Any, rollouts: list[Rollout],
+                        micro: int, pad_id: int, temp: float,
                         need_old: bool) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
     """(old, ref): per rollout, its completion's log-probs [n] under the current policy (when several
     updates follow) and under the frozen reference (when the KL term is on), else None; computed micro-batch
-    by micro-batch."""
+    by micro-batch of `micro` rollouts (or cfg.max_tokens_per_micro_batch tokens)."""
     index = {id(r): i for i, r in enumerate(rollouts)}
     old: list[torch.Tensor | None] = [None] * len(rollouts)
     ref: list[torch.Tensor | None] = [None] * len(rollouts)
-    micro = ctx.micro_batch_size
-    n_chunks = ctx.world.all_reduce_max(math.ceil(len(rollouts) / micro))
-    share = ctx.cfg.prompt_sharing and can_share_prompts(backend.module, backend.scorer)
-    parts = micro_batches(rollouts, micro_batch_splitter(ctx.cfg.max_tokens_per_micro_batch, micro, n_chunks, share),
+    n_chunks = world.all_reduce_max(math.ceil(len(rollouts) / micro))
+    share = cfg.prompt_sharing and can_share_prompts(backend.module, backend.scorer)
+    parts = micro_batches(rollouts, micro_batch_splitter(cfg.max_tokens_per_micro_batch, micro, n_chunks, share),
                           share)
-    for part in pad_parts(parts, ctx.world.all_reduce_max(len(parts))):  # the same number of forwards on every rank
+    for part in pad_parts(parts, world.all_reduce_max(len(parts))):  # the same number of forwards on every rank
         batch = part or [_dummy(pad_id)]
         if need_old:
             logp, _, _ = forward_response(backend.scorer, batch, pad_id, backend.device, temp, False,
@@ -290,7 +294,7 @@ def precompute_logprobs(ctx, backend, reference, rollouts: list[Rollout], pad_id
         if reference is not None and part:
             logp, _, _ = forward_response(reference, batch, pad_id, backend.device, temp, False,
                                           # the reference's scorer runs the module itself: forward is the module
-                                          share_prompts=ctx.cfg.prompt_sharing and can_share_prompts(reference.forward, reference))
+                                          share_prompts=cfg.prompt_sharing and can_share_prompts(reference.forward, reference))
             for r, lp in zip(part, logp, strict=False):
                 ref[index[id(r)]] = lp[: len(r.completion_ids)].detach().cpu()
     return old, ref
@@ -303,9 +307,10 @@ def objective_config(cfg: RlvrStage) -> ObjectiveConfig:
                            kl_in_loss=cfg.kl.placement == "loss", tis_cap=cfg.tis_cap)
 
 
-def train_on(ctx, backend, rollouts: list[Rollout], plan: Plan, pad_id: int, temp: float, single_update: bool) -> dict[str, float]:
-    """ppo_epochs x updates optimizer steps over this step's rollouts; returns summed metrics."""
-    cfg, world, micro = ctx.cfg, ctx.world, ctx.micro_batch_size
+def train_on(cfg: RlvrStage, world: Any, backend: Any, rollouts: list[Rollout], plan: Plan, micro: int, pad_id: int,
+             temp: float, single_update: bool) -> dict[str, float]:
+    """ppo_epochs x updates optimizer steps over this step's rollouts, in micro-batches of `micro`
+    rollouts (or cfg.max_tokens_per_micro_batch tokens); returns summed metrics."""
     sums: Counter = Counter()
     objective, objective_cfg = OBJECTIVES[cfg.objective], objective_config(cfg)
     share = cfg.prompt_sharing and can_share_prompts(backend.module, backend.scorer)
@@ -372,109 +377,15 @@ def rollout_metrics(world, rollouts: list[Rollout]) -> dict[str, float]:
     return out
 
 
-# ------------------------------------------------------------------------------------ validation
-class Validation:
-    """`validation: {every: N, ...}`: the policy scored every N optimizer steps (at step 0 with
-    at_start, and at the last step) by the stage's own engine, already synced to the trainer's weights
-    (no second engine, no reload), through the sweep's own code: rlvr.eval.sweep.evaluate_checkpoint
-    (templates, problems, the recipe's verifier, cache, score_records). Each validation is a sweep of
-    one checkpoint, labelled `<stage>@<N>` at the run's global step as a sweep over the run directory
-    labels the export of that step, written to stages/<name>/validation/step-<N>/ (generations/,
-    spec.yaml, scores.json); validation/scores.json merges every step (`rlvr report` reads it).
-    Validations run before the step's checkpoint, so a resumed run finds those up to its resume step
-    done and does not repeat them; those after it belong to a lost trajectory and are deleted."""
-
-    def __init__(self, ctx: StageContext, start: int):
-        from rlvr.eval.benchmarks import load_problems
-
-        self.ctx, self.cfg = ctx, ctx.cfg.validation
-        self.root = ctx.run.stage(ctx.name) / "validation"
-        self.benchmarks, self.settings = self.cfg.resolve()
-        self.problems = {name: load_problems(spec) for name, spec in self.benchmarks.items()}
-        summary = {s["name"]: s for s in ctx.run.read_summary()["stages"]}
-        self.offset = sum(int(summary.get(s.name, {}).get("steps") or 0) for s in ctx.recipe.stages[: ctx.index])
-        if ctx.world.is_main:
-            for step, path in self.done():
-                if step > start:
-                    shutil.rmtree(path)
-                    print(f"[{ctx.name}] removed validation at step {step}: after the resume step {start}", flush=True)
-            self.merge()
-        ctx.world.barrier()
-
-    def due(self, step: int, total: int) -> bool:
-        return step == 0 and self.cfg.at_start or step > 0 and (step % self.cfg.every == 0 or step == total)
-
-    def done(self) -> list[tuple[int, Path]]:
-        found = [(int(d.name.split("-")[1]), d) for d in self.root.glob("step-*") if d.name.split("-")[1].isdigit()]
-        return sorted(found)
-
-    def run(self, generator: Any, verifier: Any, step: int) -> dict[str, float]:
-        """Score the generator's current weights; returns val/<benchmark>/avg@k, val/accuracy (their
-        mean), val/generated and val/seconds (all ranks), and prints one line."""
-        from rlvr.eval.spec import Checkpoint, Sweep
-        from rlvr.eval.sweep import collect_scores, evaluate_checkpoint
-        from rlvr.rundir import write_atomic
-
-        ctx, world, t0 = self.ctx, self.ctx.world, time.perf_counter()
-        out = self.root / f"step-{step}"
-        ckpt = Checkpoint(label=f"{ctx.name}@{step}", path=str(out), stage=ctx.name, step=self.offset + step)
-        sweep = Sweep(name=f"{ctx.recipe.name}.{ctx.name}.validation", protocol=self.cfg.protocol, checkpoints=[ckpt],
-                      benchmarks=self.benchmarks, settings=self.settings, verifier=ctx.recipe.verifier,
-                      generation=ctx.cfg.generation, dtype=ctx.recipe.model.dtype, out=out,
-                      chunk_size=self.cfg.chunk_size, spec=self.cfg.model_dump(mode="json", exclude={"generation"}))
-        if world.is_main:
-            out.mkdir(parents=True, exist_ok=True)
-            write_atomic(out / "spec.yaml", _yaml(sweep.resolved()))
-        stats: Counter = Counter()
-        evaluate_checkpoint(sweep, ckpt, self.problems, world, stats, generator=generator, verifier=verifier, quiet=True)
-        scores = None
-        if world.is_main:
-            scores = collect_scores(sweep, self.problems)
-            write_atomic(out / "scores.json", json.dumps(scores, indent=2) + "\n")
-            self.merge()
-        scores = world.broadcast_object(scores)
-        by_bench: dict[str, list[float]] = {}
-        for row in scores["rows"]:
-            by_bench.setdefault(row["benchmark"], []).append(row["avg@k"])
-        avg = {name: sum(v) / len(v) for name, v in by_bench.items()}
-        metrics = {f"val/{name}/avg@k": v for name, v in avg.items()}
-        metrics["val/accuracy"] = sum(avg.values()) / len(avg)
-        metrics["val/generated"] = float(stats["generated"])
-        metrics["val/seconds"] = time.perf_counter() - t0
-        world.print0(f"[{ctx.name}] validation at step {step}: "
-                     + " | ".join(f"{name} {v:.3f}" for name, v in avg.items())
-                     + f" | accuracy {metrics['val/accuracy']:.3f} (avg@k; generated {stats['generated']}, "
-                     f"{metrics['val/seconds']:.1f} s) -> {out}")
-        return metrics
-
-    def merge(self) -> None:
-        """Rank 0: validation/scores.json, every step's rows in step order (an eval directory for
-        `rlvr report`)."""
-        from rlvr.rundir import write_atomic
-
-        parts = [json.loads((d / "scores.json").read_text()) for _, d in self.done() if (d / "scores.json").is_file()]
-        if not parts:
-            return
-        merged = {**parts[0], "checkpoints": [c for p in parts for c in p["checkpoints"]],
-                  "rows": [r for p in parts for r in p["rows"]]}
-        write_atomic(self.root / "scores.json", json.dumps(merged, indent=2) + "\n")
-
-    def report(self) -> None:
-        """Rank 0, at the end of the stage: validation/report.md and plots (score vs step)."""
-        if not (self.ctx.world.is_main and (self.root / "scores.json").is_file()):
-            return
-        from rlvr.eval.sweep import print_report
-
-        try:
-            print_report(self.root)
-        except Exception as err:  # the scores are written; a plotting failure must not fail training
-            print(f"[{self.ctx.name}] validation report not written: {err!r}", flush=True)
-
-
-def _yaml(data: Any) -> str:
-    import yaml
-
-    return yaml.safe_dump(data, sort_keys=False)
+def update_metrics(world: Any, sums: dict[str, float]) -> dict[str, float]:
+    """Losses per update and clip/approx-KL per trained token, over all ranks, from train_on's sums."""
+    tok, updates = world.all_reduce_sum(sums.get("tok", 0.0)), sums.get("updates", 1)
+    return {"pg_loss": world.all_reduce_sum(sums.get("pg_loss", 0.0)) / updates,
+            "entropy": world.all_reduce_sum(sums.get("entropy", 0.0)) / updates,
+            "kl": world.all_reduce_sum(sums.get("kl", 0.0)) / updates,
+            "clip_frac": world.all_reduce_sum(sums.get("clip_frac_tok", 0.0)) / max(tok, 1),
+            "approx_kl": world.all_reduce_sum(sums.get("approx_kl_tok", 0.0)) / max(tok, 1),
+            "grad_norm": sums.get("grad_norm", 0.0) / updates, "lr": sums.get("lr", 0.0)}
 
 
 # ------------------------------------------------------------------------------------ the stage
@@ -483,15 +394,16 @@ def main(ctx: StageContext) -> StageResult:
     from rlvr.generate.probe import WeightProbe, probe_dtype, probe_sequences
     from rlvr.verify import Verifier
 
-    cfg, world = ctx.cfg, ctx.world
+    cfg: RlvrStage = ctx.cfg
+    world, micro = ctx.world, ctx.micro_batch_size
     tokenizer, model = ctx.load_policy()
-    prompts = build_prompts(ctx, tokenizer)
-    plan = plan_batches(ctx, len(prompts))
+    prompts = build_prompts(cfg, world, tokenizer)
+    plan = plan_batches(cfg, world.world_size, micro, len(prompts))
     data_id = fingerprint([[p["ids"] for p in prompts[:64]], len(prompts), cfg.prompts_per_step])
     backend = ctx.wrap(model, plan.total_steps, grad_accum=plan.grad_accum)
     reference = load_reference(ctx, backend.device) if cfg.kl.coef > 0 else None
     generator = build_generator(cfg.generation, ctx.input_model, world, dtype=ctx.recipe.model.dtype, seed=ctx.recipe.seed)
-    if getattr(generator, "dp_size", world.world_size) != world.world_size:
+    if generator.dp_size != world.world_size:
         generator.close()
         raise ValueError(f"stage {cfg.name}: generation.tensor_parallel_size > 1 is not supported by this stage yet "
                          "(it shards prompts one engine per rank); use tensor_parallel_size: 1")
@@ -503,11 +415,12 @@ def main(ctx: StageContext) -> StageResult:
                         threshold=cfg.generation.probe_threshold)
     # hf backend, ZeRO 0-2: the generator's parameters become the trainer's own tensors, so there is no
     # copy to push or to probe; its sync_weights then only checks that the tensors are still shared
-    shared = bool(getattr(generator, "share_weights", None) and generator.share_weights(backend.module))
+    shared = not backend.partitioned and generator.share_weights(backend.module)
     generator.sync_weights(backend.iter_full_params())  # the engine must start from the trainer's weights
     if not shared:
         probe.check(generator, backend)
-    orders = (EpochOrder(len(prompts), ctx.recipe.seed), EpochOrder(len(prompts), ctx.recipe.seed + 7919))
+    source = RolloutSource(cfg, world, generator, verifier, prompts, seed=ctx.recipe.seed, eos_id=tokenizer.eos_token_id,
+                           orders=(EpochOrder(len(prompts), ctx.recipe.seed), EpochOrder(len(prompts), ctx.recipe.seed + 7919)))
     pad = tokenizer.pad_token_id
     single_update = plan.updates == 1 and cfg.ppo_epochs == 1
     split = (f"micro-batches of <= {cfg.max_tokens_per_micro_batch} tokens" if cfg.max_tokens_per_micro_batch
@@ -516,22 +429,24 @@ def main(ctx: StageContext) -> StageResult:
                  f"rollouts per step, {plan.updates * cfg.ppo_epochs} update(s) per step, {split}"
                  f"{', generating from the trainer weights' if shared else ''}; "
                  f"steps {start}->{plan.total_steps}")
-    validation = Validation(ctx, start) if cfg.validation is not None else None
+    validation = None if cfg.validation is None else Validation(
+        cfg.validation, world, ctx.run.stage(cfg.name) / "validation", stage=cfg.name, run_name=ctx.recipe.name,
+        step_offset=ctx.step_offset, start=start, verifier=ctx.recipe.verifier, generation=cfg.generation,
+        dtype=ctx.recipe.model.dtype)
     if validation is not None and start == 0 and validation.due(0, plan.total_steps):
         ctx.tracker.log(cfg.name, 0, validation.run(generator, verifier, 0))
     bar = progress(plan.total_steps, cfg.name, enabled=world.is_main, initial=start)
     history: list[dict[str, float]] = []
     for step in range(start, plan.total_steps):
-        log, t0 = StepLog(), time.perf_counter()
+        t0 = time.perf_counter()
         temp = temperature_at(cfg.temperature, step, plan.total_steps)
 
-        rollouts, generated = collect_rollouts(ctx, generator, verifier, prompts, orders, step, temp,
-                                               tokenizer.eos_token_id, log)                       # 1-2
+        rollouts, generated, rollout_stats = collect_rollouts(source, step, temp)                # 1-2
         gen_stats = dict(generator.last_stats)
         generator.sleep()
         t_gen = time.perf_counter()
 
-        old, ref = precompute_logprobs(ctx, backend, reference, rollouts, pad, temp,
+        old, ref = precompute_logprobs(cfg, world, backend, reference, rollouts, micro, pad, temp,
                                        need_old=not single_update)                               # 3
         rewards = shape_rewards(cfg, rollouts, old, ref)                                         # 4
         advantages = compute_advantages(world, cfg.advantage, rewards, [r.group for r in rollouts])
@@ -541,7 +456,7 @@ def main(ctx: StageContext) -> StageResult:
                  for r, rw, a, t, o, f in zip(rollouts, rewards, advantages, train, old, ref, strict=True)]
         t_prep = time.perf_counter()
 
-        sums = train_on(ctx, backend, batch, plan, pad, temp, single_update)                    # 6
+        sums = train_on(cfg, world, backend, batch, plan, micro, pad, temp, single_update)      # 6
         t_train = time.perf_counter()
 
         generator.wake()
@@ -551,16 +466,10 @@ def main(ctx: StageContext) -> StageResult:
 
         trained = {id(r): b for r, b in zip(rollouts, batch, strict=True)}
         generated = [trained.get(id(r), r) for r in generated]  # statistics: every rollout, shaped where trained
-        tok = world.all_reduce_sum(sums.get("tok", 0.0))
-        metrics = {**rollout_metrics(world, generated), **gap, **log.values,
+        metrics = {**rollout_metrics(world, generated), **gap, **rollout_stats,
                    "rollout/train_fraction": world.all_reduce_sum(sum(r.train for r in batch))
                    / max(1.0, world.all_reduce_sum(len(generated))),
-                   "pg_loss": world.all_reduce_sum(sums.get("pg_loss", 0.0)) / sums.get("updates", 1),
-                   "entropy": world.all_reduce_sum(sums.get("entropy", 0.0)) / sums.get("updates", 1),
-                   "kl": world.all_reduce_sum(sums.get("kl", 0.0)) / sums.get("updates", 1),
-                   "clip_frac": world.all_reduce_sum(sums.get("clip_frac_tok", 0.0)) / max(tok, 1),
-                   "approx_kl": world.all_reduce_sum(sums.get("approx_kl_tok", 0.0)) / max(tok, 1),
-                   "grad_norm": sums.get("grad_norm", 0.0) / sums.get("updates", 1), "lr": sums.get("lr", 0.0),
+                   **update_metrics(world, sums),
                    "temperature": temp, "gen/tokens_per_s": gen_stats.get("gen/tokens_per_s", 0.0),
                    "time/generate": t_gen - t0, "time/prepare": t_prep - t_gen, "time/train": t_train - t_prep,
                    "time/sync": t_sync - t_train, "time/sync_push": sync_s, "time/step": t_sync - t0}

@@ -10,7 +10,7 @@ CODE = """
 import os
 for key in ("VLLM_LOGGING_LEVEL", "VLLM_LOGGING_CONFIG_PATH"):  # the defaults rlvr sets, not a user's
     os.environ.pop(key, None)
-from rlvr.runner import quiet_libraries
+from rlvr.tracking import quiet_libraries
 quiet_libraries()
 import vllm.model_executor.model_loader.reload.inplace as inplace
 from vllm.config.logging import LoggingConfig

@@ -10,13 +10,13 @@ update does not depend on how the global batch is split (tests/test_invariance.p
 from __future__ import annotations
 
 import math
-import random
 import time
 from typing import Any
 
 import torch
 
 from rlvr.data.lm import IGNORE, Example, collate
+from rlvr.data.order import EpochOrder
 from rlvr.rl.batching import pack_by_budget, pad_parts, padded_positions
 from rlvr.stages.context import StageContext, StageResult, fingerprint
 from rlvr.tracking import progress
@@ -41,25 +41,6 @@ def micro_batches(rows: list[int], examples: list[Example], micro: int, gas: int
     by_length = sorted(rows, key=lambda i: len(examples[i]))
     parts = pack_by_budget(by_length, budget, lambda p: padded_positions([len(examples[i]) for i in p]))
     return pad_parts(parts, world.all_reduce_max(len(parts)))
-
-
-class EpochOrder:
-    """Row order as a pure function of (seed, step): resuming at step s needs no saved iterator."""
-
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed = n, seed
-        self._cache: dict[int, list[int]] = {}
-
-    def _perm(self, epoch: int) -> list[int]:
-        if epoch not in self._cache:
-            perm = list(range(self.n))
-            random.Random(f"{self.seed}|{epoch}").shuffle(perm)
-            self._cache = {epoch: perm}
-        return self._cache[epoch]
-
-    def global_batch(self, step: int, size: int) -> list[int]:
-        idx = range(step * size, (step + 1) * size)
-        return [self._perm(i // self.n)[i % self.n] for i in idx]
 
 
 def train_causal_lm(ctx: StageContext, tokenizer: Any, model: Any, examples: list[Example],
