@@ -301,9 +301,19 @@ class RlvrStage(_StageCommon):
     """Prompts per optimizer update; unset = all of the step's prompts, i.e. one update per rollout
     step (1-shot RLVR's released code). prompts_per_step / mini_batch_prompts updates otherwise."""
     ppo_epochs: int = Field(1, ge=1)
-    objective: Literal["grpo"] = "grpo"
+    objective: Literal["grpo", "gspo", "cispo"] = "grpo"
     """The per-micro-batch loss, from rlvr.rl.objectives.OBJECTIVES: `grpo` = PPO clip (+ truncated IS)
-    + KL in the loss - entropy bonus, the GRPO family's (docs/algorithms.md)."""
+    + KL in the loss - entropy bonus, the GRPO family's; `gspo` = the same with one clipped ratio per
+    response (gspo_clip_low/high); `cispo` = REINFORCE weighted by the IS ratio capped at
+    1 + cispo_clip_high, no gradient through it (docs/algorithms.md)."""
+    gspo_clip_low: float = Field(3e-4, ge=0, lt=1)
+    gspo_clip_high: float = Field(4e-4, ge=0)
+    """GSPO's sequence-ratio clip range [1 - low, 1 + high] (objective: gspo; clip_low/high are grpo's).
+    Defaults: the GSPO paper's 3e-4 / 4e-4 (sec. 5.1), ~1e3 times smaller than PPO's, since the ratio is a
+    per-token geometric mean."""
+    cispo_clip_high: float = Field(0.2, gt=0)
+    """CISPO's cap on the IS weight, 1 + this (objective: cispo; no lower bound, as MiniMax-M1). Default:
+    verl's CISPO example (the paper gives no value)."""
     max_tokens_per_micro_batch: int | None = Field(None, ge=1)
     """Per rank: instead of micro_batch_size sequences, cut each rank's share of the step into micro-batches
     of length-sorted rollouts holding at most this many token positions (padding included; verl's dynamic

@@ -1,4 +1,5 @@
-"""Policy-gradient loss pieces: aggregation, PPO clipped loss, KL estimators, entropy.
+"""Policy-gradient loss pieces: aggregation, PPO clipped loss (and GSPO, CISPO), the critic's clipped value
+loss, KL estimators, entropy.
 
 Shapes: B responses, T response tokens (right-padded), V vocabulary. `mask[B,T]` is 1 on response
 tokens that carry loss. Log-probs are of the sampled tokens under temperature-scaled logits.
@@ -93,6 +94,104 @@ def policy_loss(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor
             "ratio_max": torch.where(m > 0, ratio, torch.zeros_like(ratio)).max(),
         }
     return loss, metrics
+
+
+def gspo_policy_loss(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, clip_low: float,
+                     clip_high: float, mode: str, *, weights: Tensor | None = None, n_tokens: float | None = None,
+                     n_seqs: float | None = None, norm_len: float | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    """GSPO (Zheng et al. 2025, "Group Sequence Policy Optimization", eqs. 5-7 and 10): one importance
+    ratio per response, the geometric mean of its token ratios, clipped at the sequence level:
+
+        s_i    = exp( sum_t m (logp - old_logp) / |y_i| )                  |y_i| = sum_t m (at least 1)
+        s_i,t  = sg[s_i] * exp(logp_t - sg[logp_t])                         value s_i, gradient s_i * grad logp_t
+        L_tok  = max(-A s_i,t, -A clip(s_i,t, 1 - clip_low, 1 + clip_high))
+        loss   = aggregate(weights * L_tok, mask, mode)
+
+    With mode "seq-mean-token-mean" this is the paper's objective (1/G) sum_i min(s_i A_i, clip(s_i) A_i)
+    and its gradient; other modes weight the same per-token terms differently (as verl's
+    `compute_policy_loss_gspo`, which also clamps log s_i,t at 10). The paper's clip ranges are ~1e-4
+    (3e-4 / 4e-4), since s_i is a per-token geometric mean. Shapes and metrics as `policy_loss`;
+    ratio_max is the largest s_i."""
+    adv = advantages.unsqueeze(-1) if advantages.dim() == 1 else advantages
+    m = mask.to(logp.dtype)
+    log_ratio = logp - old_logp  # [B,T]
+    seq_log_ratio = (log_ratio * m).sum(-1) / m.sum(-1).clamp(min=1)  # [B], log s_i
+    log_s = torch.clamp(logp - logp.detach() + seq_log_ratio.detach().unsqueeze(-1), max=10.0)  # [B,T]
+    s = torch.exp(log_s)
+    unclipped = -adv * s
+    clipped = -adv * torch.clamp(s, 1.0 - clip_low, 1.0 + clip_high)
+    per_token = torch.maximum(unclipped, clipped)
+    if weights is not None:
+        per_token = per_token * weights
+    loss = aggregate(per_token, mask, mode, n_tokens=n_tokens, n_seqs=n_seqs, norm_len=norm_len)
+    count = m.sum().clamp(min=1)
+    with torch.no_grad():
+        metrics = {
+            "clip_frac": ((clipped > unclipped).to(m.dtype) * m).sum() / count,
+            "approx_kl": ((old_logp - logp) * m).sum() / count,
+            "ratio_max": torch.where(m > 0, s, torch.zeros_like(s)).max(),
+        }
+    return loss, metrics
+
+
+def cispo_policy_loss(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, clip_high: float,
+                      mode: str, *, clip_low: float | None = None, weights: Tensor | None = None,
+                      n_tokens: float | None = None, n_seqs: float | None = None,
+                      norm_len: float | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    """CISPO (MiniMax 2025, "MiniMax-M1", eqs. 4-5): clip the importance-sampling *weight* and stop its
+    gradient, so every token keeps a REINFORCE gradient (PPO's clip zeroes the gradient of clipped tokens):
+
+        r     = exp(clamp(logp - old_logp, -20, 20))
+        w     = sg[clip(r, 1 - clip_low, 1 + clip_high)]        no lower bound when clip_low is None (the paper's)
+        L_tok = -w * A * logp
+        loss  = aggregate(weights * L_tok, mask, mode)
+
+    The paper aggregates with token-mean. As verl's `compute_policy_loss_cispo` (verl's example sets
+    clip_ratio_low=10, i.e. no lower bound). The loss value is -w A logp, not near 0 at r = 1 as PPO's
+    is; only its gradient compares. Shapes as `policy_loss`; clip_frac is the fraction of loss tokens
+    whose weight was clipped (r != w), ratio_max the largest r."""
+    adv = advantages.unsqueeze(-1) if advantages.dim() == 1 else advantages
+    m = mask.to(logp.dtype)
+    ratio = torch.exp(torch.clamp(logp - old_logp, min=-20.0, max=20.0))
+    low = None if clip_low is None else 1.0 - clip_low
+    w = torch.clamp(ratio, min=low, max=1.0 + clip_high).detach()
+    per_token = -w * adv * logp
+    if weights is not None:
+        per_token = per_token * weights
+    loss = aggregate(per_token, mask, mode, n_tokens=n_tokens, n_seqs=n_seqs, norm_len=norm_len)
+    count = m.sum().clamp(min=1)
+    with torch.no_grad():
+        metrics = {
+            "clip_frac": ((ratio != w).to(m.dtype) * m).sum() / count,
+            "approx_kl": ((old_logp - logp) * m).sum() / count,
+            "ratio_max": torch.where(m > 0, ratio, torch.zeros_like(ratio)).max(),
+        }
+    return loss, metrics
+
+
+# ------------------------------------------------------------------------------------ value loss
+def value_loss(values: Tensor, old_values: Tensor, returns: Tensor, mask: Tensor, clip: float, mode: str, *,
+               n_tokens: float | None = None, n_seqs: float | None = None,
+               norm_len: float | None = None) -> tuple[Tensor, Tensor]:
+    """Clipped value loss of PPO's critic (the PPO2 baselines / TRL / verl `compute_value_loss` form):
+
+        V_clip = clip(values, old_values - clip, old_values + clip)
+        L_tok  = max((values - returns)^2, (V_clip - returns)^2)
+        loss   = 0.5 * aggregate(L_tok, mask, mode)
+
+    values: [B,T] the value model's current predictions (with a graph); old_values: [B,T] its
+    predictions when the rollouts were scored (no graph); returns: [B,T] the targets (rl.advantages.gae);
+    mask [B,T]. n_tokens / n_seqs / norm_len: the step's global counts, as `aggregate`. Returns (loss,
+    clip_fraction), the fraction of loss tokens where the clipped error is the larger (no gradient)."""
+    v_clip = torch.clamp(values, old_values - clip, old_values + clip)
+    unclipped = (values - returns) ** 2
+    clipped = (v_clip - returns) ** 2
+    loss = 0.5 * aggregate(torch.maximum(unclipped, clipped), mask, mode, n_tokens=n_tokens, n_seqs=n_seqs,
+                           norm_len=norm_len)
+    m = mask.to(values.dtype)
+    with torch.no_grad():
+        frac = ((clipped > unclipped).to(m.dtype) * m).sum() / m.sum().clamp(min=1)
+    return loss, frac
 
 
 def tis_weights(old_logp: Tensor, rollout_logp: Tensor, cap: float) -> Tensor:

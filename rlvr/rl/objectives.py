@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from rlvr.rl.losses import aggregate, kl, policy_loss, tis_weights
+from rlvr.rl.losses import aggregate, cispo_policy_loss, gspo_policy_loss, kl, policy_loss, tis_weights
 
 
 @dataclass
@@ -37,7 +37,7 @@ class ObjectiveInputs:
 class ObjectiveConfig:
     """The hyperparameters an objective reads (from the RL stage's config)."""
 
-    clip_low: float
+    clip_low: float  # grpo's PPO clip
     clip_high: float
     loss_agg: str
     entropy_coef: float
@@ -45,6 +45,36 @@ class ObjectiveConfig:
     kl_kind: str
     kl_in_loss: bool  # kl.placement == "loss"; with "reward" the KL is only measured here
     tis_cap: float | None
+    # defaults as the RL stage's (rlvr/config.py: gspo_clip_low, gspo_clip_high, cispo_clip_high)
+    gspo_clip_low: float = 3e-4
+    gspo_clip_high: float = 4e-4
+    cispo_clip_high: float = 0.2
+
+
+def _counts(x: ObjectiveInputs) -> dict[str, float]:
+    return {"n_tokens": x.n_tokens, "n_seqs": x.n_seqs, "norm_len": x.norm_len}
+
+
+def _tis(x: ObjectiveInputs, c: ObjectiveConfig) -> Tensor | None:
+    """Truncated-IS weights [B,T] when tis_cap is set, else None."""
+    return tis_weights(x.old_logp, x.rollout_logp, c.tis_cap) if c.tis_cap is not None else None
+
+
+def _with_kl_and_entropy(pg: Tensor, pg_metrics: dict[str, Tensor], x: ObjectiveInputs,
+                         c: ObjectiveConfig) -> tuple[Tensor, dict[str, Tensor]]:
+    """pg + kl_coef * agg(KL) (when kl_coef > 0 and kl_in_loss) - entropy_coef * agg(H): the terms every
+    objective adds to its policy term, aggregated like it. Returns (loss, metrics)."""
+    counts = _counts(x)
+    loss = pg
+    h = aggregate(x.entropy, x.mask, c.loss_agg, **counts)
+    if c.entropy_coef:
+        loss = loss - c.entropy_coef * h
+    k = torch.zeros((), device=x.logp.device)
+    if c.kl_coef > 0:
+        k = aggregate(kl(x.logp, x.ref_logp, c.kl_kind), x.mask, c.loss_agg, **counts)
+        if c.kl_in_loss:
+            loss = loss + c.kl_coef * k
+    return loss, {"pg_loss": pg, "entropy": h, "kl": k, **pg_metrics}
 
 
 def grpo_objective(x: ObjectiveInputs, c: ObjectiveConfig) -> tuple[Tensor, dict[str, Tensor]]:
@@ -58,22 +88,32 @@ def grpo_objective(x: ObjectiveInputs, c: ObjectiveConfig) -> tuple[Tensor, dict
 
     Returns (loss, metrics): pg_loss, entropy and kl (aggregated; kl 0 when off), clip_frac and approx_kl
     (token means over the micro-batch), ratio_max."""
-    counts = {"n_tokens": x.n_tokens, "n_seqs": x.n_seqs, "norm_len": x.norm_len}
-    weights = tis_weights(x.old_logp, x.rollout_logp, c.tis_cap) if c.tis_cap is not None else None
     pg, m = policy_loss(x.logp, x.old_logp, x.advantages, x.mask, c.clip_low, c.clip_high, c.loss_agg,
-                        weights=weights, **counts)
-    loss = pg
-    h = aggregate(x.entropy, x.mask, c.loss_agg, **counts)
-    if c.entropy_coef:
-        loss = loss - c.entropy_coef * h
-    k = torch.zeros((), device=x.logp.device)
-    if c.kl_coef > 0:
-        k = aggregate(kl(x.logp, x.ref_logp, c.kl_kind), x.mask, c.loss_agg, **counts)
-        if c.kl_in_loss:
-            loss = loss + c.kl_coef * k
-    return loss, {"pg_loss": pg, "entropy": h, "kl": k, **m}
+                        weights=_tis(x, c), **_counts(x))
+    return _with_kl_and_entropy(pg, m, x, c)
+
+
+def gspo_objective(x: ObjectiveInputs, c: ObjectiveConfig) -> tuple[Tensor, dict[str, Tensor]]:
+    """GSPO (Zheng et al. 2025): grpo_objective with the token ratio r replaced by the response's
+    sequence ratio s_i = exp(mean_t (logp - old_logp)), clipped at [1 - gspo_clip_low, 1 + gspo_clip_high]
+    (rl.losses.gspo_policy_loss), truncated IS, KL and entropy as grpo_objective. The paper aggregates
+    per sequence: loss_agg seq-mean-token-mean. Same metrics (ratio_max: the largest s_i)."""
+    pg, m = gspo_policy_loss(x.logp, x.old_logp, x.advantages, x.mask, c.gspo_clip_low, c.gspo_clip_high,
+                             c.loss_agg, weights=_tis(x, c), **_counts(x))
+    return _with_kl_and_entropy(pg, m, x, c)
+
+
+def cispo_objective(x: ObjectiveInputs, c: ObjectiveConfig) -> tuple[Tensor, dict[str, Tensor]]:
+    """CISPO (MiniMax-M1, 2025): -sg[min(r, 1 + cispo_clip_high)] * A * logp per token, no lower bound
+    (rl.losses.cispo_policy_loss), truncated IS, KL and entropy as grpo_objective. The paper aggregates
+    with token-mean. Same metrics (clip_frac: tokens whose IS weight was capped)."""
+    pg, m = cispo_policy_loss(x.logp, x.old_logp, x.advantages, x.mask, c.cispo_clip_high, c.loss_agg,
+                              weights=_tis(x, c), **_counts(x))
+    return _with_kl_and_entropy(pg, m, x, c)
 
 
 OBJECTIVES: dict[str, Callable[[ObjectiveInputs, ObjectiveConfig], tuple[Tensor, dict[str, Tensor]]]] = {
     "grpo": grpo_objective,
+    "gspo": gspo_objective,
+    "cispo": cispo_objective,
 }

@@ -304,7 +304,8 @@ def precompute_logprobs(cfg: RlvrStage, world: Any, backend: Any, reference: Any
 def objective_config(cfg: RlvrStage) -> ObjectiveConfig:
     return ObjectiveConfig(clip_low=cfg.clip_low, clip_high=cfg.clip_high, loss_agg=cfg.loss_agg,
                            entropy_coef=cfg.entropy_coef, kl_coef=cfg.kl.coef, kl_kind=cfg.kl.kind,
-                           kl_in_loss=cfg.kl.placement == "loss", tis_cap=cfg.tis_cap)
+                           kl_in_loss=cfg.kl.placement == "loss", tis_cap=cfg.tis_cap, gspo_clip_low=cfg.gspo_clip_low,
+                           gspo_clip_high=cfg.gspo_clip_high, cispo_clip_high=cfg.cispo_clip_high)
 
 
 def train_on(cfg: RlvrStage, world: Any, backend: Any, rollouts: list[Rollout], plan: Plan, micro: int, pad_id: int,
