@@ -177,14 +177,14 @@ def rank(accuracies: dict[str, list[float]], method: str) -> list[tuple[str, flo
 
 def ranking_rows(history: History, pool: dict[str, dict[str, Any]], method: str) -> list[dict[str, Any]]:
     """ranking.jsonl's rows; checks that SOURCE and the pool describe the same examples."""
+    if history.kind == "accuracy-json" and len(history.accuracies) != len(pool):
+        raise SelectError(f"pool size mismatch: {history.source} has {len(history.accuracies)} examples, the pool "
+                          f"has {len(pool)} rows; --data must be the pool the accuracies were measured on")
     missing = [k for k in history.accuracies if k not in pool]
     if missing:
         raise SelectError(f"{history.source} scores {len(missing)} example(s) that the pool does not have "
                           f"(ids {', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); --data must be "
                           "the pool the accuracies were measured on")
-    if history.kind == "accuracy-json" and len(history.accuracies) != len(pool):
-        raise SelectError(f"pool size mismatch: {history.source} has {len(history.accuracies)} examples, the pool "
-                          f"has {len(pool)} rows; --data must be the pool the accuracies were measured on")
     out = []
     for r, (key, score) in enumerate(rank(history.accuracies, method), 1):
         row, accs = pool[key], history.accuracies[key]
