@@ -122,6 +122,30 @@ def _add_plan(sub: argparse._SubParsersAction) -> None:
                    "H100 has 80 GiB), MiB/MB/M or TiB/TB/T; a bare number is GiB")
 
 
+def _add_select(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "select",
+        help="rank a pool's examples by historical accuracy variance and write 1-shot datasets (1-shot RLVR §2)",
+        description="Score each example of POOL by the variance of its per-epoch training accuracy "
+        "(Wang et al. 2025, eq. 2), read from SOURCE: a run directory (its RL stage's examples.jsonl), an "
+        "examples.jsonl, or an accuracy JSON in the released acc_step_500.json format. Writes "
+        "OUT/ranking.jsonl (best first; ties keep SOURCE's order) and OUT/pi_<r>.jsonl for r = 1..K, the "
+        "example repeated to fill a batch. docs/algorithms.md, 'Selecting the example'.",
+    )
+    p.add_argument("source", type=Path, metavar="SOURCE", help="run directory, examples.jsonl or accuracy .json")
+    p.add_argument("--data", type=Path, required=True, metavar="POOL",
+                   help="the pool the accuracies were measured on (.jsonl/.json/.parquet; problem/answer or verl fields)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
+    p.add_argument("--method", default="variance", choices=["variance", "std"],
+                   help="score: population variance (the paper's eq. 2, default) or its square root (the released code)")
+    p.add_argument("--top", type=int, default=1, metavar="K", help="write pi_1..pi_K (default 1; 0: ranking only)")
+    p.add_argument("--repeat", type=int, default=128, metavar="N",
+                   help="rows per pi file, each its own group (default 128, the released pi1_r128)")
+    p.add_argument("--stage", metavar="NAME", help="the RL stage to read when a run has several")
+    p.add_argument("--preset", choices=["problem_solution", "verl"],
+                   help="POOL's fields (default: problem/answer, else verl's prompt.0.content/reward_model.ground_truth)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rlvr",
@@ -136,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     _add_report(sub)
     _add_plan(sub)
+    _add_select(sub)
     return parser
 
 
@@ -254,6 +279,19 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return code
 
 
+def _cmd_select(args: argparse.Namespace) -> int:
+    from rlvr.select import SelectError, select, summary
+
+    try:
+        sel = select(args.source, args.data, args.out, method=args.method, top=args.top, repeat=args.repeat,
+                     stage=args.stage, preset=args.preset)
+    except SelectError as err:
+        print(f"rlvr select: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    print(summary(sel, args.top, args.method, args.out))
+    return EXIT_OK
+
+
 COMMANDS = {
     "run": _cmd_run,
     "validate": _cmd_validate,
@@ -261,6 +299,7 @@ COMMANDS = {
     "eval": _cmd_eval,
     "report": _cmd_report,
     "plan": _cmd_plan,
+    "select": _cmd_select,
 }
 
 

@@ -17,6 +17,7 @@
                                                   sweep (spec.yaml, scores.json, generations/)
     RUN_DIR/stages/<name>/validation/             scores.json (every step merged), and at the stage's end
                                                   report.md, scores.csv, plots/
+    RUN_DIR/stages/<name>/examples.jsonl          an rlvr stage's per-example accuracy per step (rlvr.rl.example_log)
     RUN_DIR/report.md, scores.csv, plots/         written at the end of `rlvr run` and by `rlvr report RUN_DIR`
                                                   (summary, eval-stage scores, training curves)
 

@@ -72,13 +72,31 @@ def _read_hub(cfg: DataConfig) -> list[dict[str, Any]]:
     return list(ds)
 
 
-def load_rows(cfg: DataConfig, *, needs: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+ID_FIELDS = ("id", "index", "extra_info.index")  # verl rows carry extra_info.index (DSR-sub's example index)
+
+
+def example_id(row: Any, position: int) -> int | str:
+    """A row's stable example id: its first int or str field of ID_FIELDS, else its 0-based position in
+    the source. Rows sharing an id are one example (a 1-shot file's 128 copies of pi_1)."""
+    for path in ID_FIELDS:
+        try:
+            value = _get(row, path)
+        except (KeyError, TypeError):
+            continue
+        if isinstance(value, int | str) and not isinstance(value, bool):
+            return value
+    return position
+
+
+def load_rows(cfg: DataConfig, *, needs: tuple[str, ...] | None = None, with_ids: bool = False) -> list[dict[str, Any]]:
     """Canonical rows for a stage. Toy rows are generated; other sources are read and mapped.
     `needs`: the canonical fields the stage uses; a preset field outside it may be absent from the
-    source. Fields mapped explicitly in `data.fields` are always required."""
+    source. Fields mapped explicitly in `data.fields` are always required. `with_ids`: each row also
+    gets `id` (example_id of the source row)."""
     if cfg.toy is not None:
         rows = cfg.toy.rows()
-        return rows[: cfg.limit] if cfg.limit else rows
+        rows = rows[: cfg.limit] if cfg.limit else rows
+        return [{**r, "id": i} for i, r in enumerate(rows)] if with_ids else rows
     if cfg.rows is not None:
         raw, where = list(cfg.rows), "recipe rows"
     elif cfg.path is not None:
@@ -91,7 +109,8 @@ def load_rows(cfg: DataConfig, *, needs: tuple[str, ...] | None = None) -> list[
     if cfg.limit:
         raw = raw[: cfg.limit]
     required = set(cfg.fields) | (set(needs) if needs is not None else set(cfg.mapping()))
-    return map_rows(raw, cfg.mapping(), where, required)
+    rows = map_rows(raw, cfg.mapping(), where, required)
+    return [{**r, "id": example_id(x, i)} for i, (r, x) in enumerate(zip(rows, raw, strict=True))] if with_ids else rows
 
 
 def map_rows(raw: list[dict[str, Any]], mapping: dict[str, str], where: str,

@@ -26,7 +26,8 @@ One step, as implemented:
      under ZeRO 0-2 shares the trainer's parameter tensors instead: nothing to push or probe, the sync
      only checks that the tensors are still shared;
   8. validation when due (`validation`: every N steps, at step 0, at the last step; the same engine
-     scores benchmarks through rlvr.eval's sweep code), metrics, checkpoint, preemption check.
+     scores benchmarks through rlvr.eval's sweep code), metrics, per-example accuracy
+     (stages/<name>/examples.jsonl, rlvr.rl.example_log), checkpoint, preemption check.
 Departures from the papers are options, documented in docs/algorithms.md; the 1-shot recipe makes one
 update per step (the released code) although the paper's text says 8.
 
@@ -53,6 +54,7 @@ from rlvr.eval.validation import Validation
 from rlvr.models.scoring import can_share_prompts
 from rlvr.rl.advantages import ESTIMATORS
 from rlvr.rl.batching import pad_parts
+from rlvr.rl.example_log import ExampleLog, count_examples
 from rlvr.rl.layouts import forward_response, micro_batch_splitter, micro_batches, pad_rows
 from rlvr.rl.losses import kl
 from rlvr.rl.objectives import OBJECTIVES, ObjectiveConfig, ObjectiveInputs
@@ -78,6 +80,7 @@ class Rollout:
     advantage: float = 0.0
     old_logp: torch.Tensor | None = None
     ref_logp: torch.Tensor | None = None
+    example: int | str = -1  # the prompt's example id in the data (examples.jsonl)
 
 
 @dataclass
@@ -94,13 +97,13 @@ def build_prompts(cfg: RlvrStage, world: Any, tokenizer: Any) -> list[dict[str, 
     """The stage's prompts as token ids (chat template, system prompt, suffix) with their gold answers;
     prompts longer than max_prompt_tokens are dropped, and counted."""
     prompts, too_long = [], 0
-    for row in load_rows(cfg.data, needs=("prompt", "answer")):
+    for row in load_rows(cfg.data, needs=("prompt", "answer"), with_ids=True):
         messages = chat_messages({"prompt": row["prompt"] + cfg.prompt_suffix, "response": ""}, cfg.system_prompt)[:-1]
         ids = tokenizer(render_prompt(tokenizer, messages), add_special_tokens=False)["input_ids"]
         if len(ids) > cfg.max_prompt_tokens:
             too_long += 1
             continue
-        prompts.append({"ids": ids, "answer": row["answer"]})
+        prompts.append({"ids": ids, "answer": row["answer"], "id": row["id"]})
     if too_long:
         world.print0(f"[{cfg.name}] dropped {too_long} prompts longer than max_prompt_tokens={cfg.max_prompt_tokens}")
     if not prompts:
@@ -170,7 +173,7 @@ def generate_round(src: RolloutSource, rows: list[int], round_: int, step: int, 
         rollouts.append(Rollout(group=group, prompt_ids=c.prompt_ids, completion_ids=c.completion_ids,
                                 rollout_logp=list(c.logprobs or []), truncated=cut,
                                 reward=cfg.reward.correct if hit else cfg.reward.incorrect, correct=correct,
-                                reason=res.reason))
+                                reason=res.reason, example=prompts[rows[group % P]]["id"]))
     return rollouts, verify_s
 
 
@@ -411,6 +414,7 @@ def main(ctx: StageContext) -> StageResult:
     verifier = Verifier(ctx.recipe.verifier)
     verifier.start()  # its fallback workers start (sympy imports) during setup, not inside the first step that needs them
     start = ctx.resume_from(backend, data_id)
+    examples = ExampleLog(ctx.run.stage(ctx.name) / "examples.jsonl", start, enabled=world.is_main)
     probe = WeightProbe(probe_sequences(tokenizer, cfg.generation.probe_sequences, cfg.generation.probe_length),
                         dtype=probe_dtype(ctx.recipe.model.dtype, cfg.generation.dtype),
                         threshold=cfg.generation.probe_threshold)
@@ -476,6 +480,7 @@ def main(ctx: StageContext) -> StageResult:
                    "time/sync": t_sync - t_train, "time/sync_push": sync_s, "time/step": t_sync - t0}
         if validation is not None and validation.due(step + 1, plan.total_steps):
             metrics.update(validation.run(generator, verifier, step + 1))                     # 8
+        examples.append(step + 1, world.all_gather_object(count_examples((r.example, r.correct) for r in generated)))
         ctx.tracker.log(cfg.name, step + 1, metrics)
         history.append(metrics)
         bar.update(1)
