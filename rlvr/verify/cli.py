@@ -153,6 +153,12 @@ def run(args) -> int:
         print("\n".join(_settings_problems(err)), file=sys.stderr)
         return EXIT_USAGE
     inp, out = Path(args.inp), Path(args.out)
+    if out.is_dir():
+        print(
+            f"rlvr verify: --out {out} is a folder; give a file path such as {out / 'verdicts.jsonl'}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if _same_file(inp, out):
         print(
             f"rlvr verify: --out {out} is the input file; write the results to another path", file=sys.stderr
@@ -180,7 +186,11 @@ def run(args) -> int:
             return EXIT_USAGE
         results, elapsed = _judge(Verifier(config), rows, handle)
         handle.close()
-        os.replace(tmp, out)
+        try:
+            os.replace(tmp, out)
+        except OSError as err:
+            print(f"rlvr verify: cannot replace --out {out}: {err.strerror or err}", file=sys.stderr)
+            return EXIT_USAGE
     except (_Terminated, KeyboardInterrupt) as stop:
         what, code = ("stopped by SIGTERM", 143) if isinstance(stop, _Terminated) else ("interrupted", 130)
         print(f"rlvr verify: {what}; {out} left as it was", file=sys.stderr)

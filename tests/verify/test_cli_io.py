@@ -130,3 +130,13 @@ def test_unwritable_out_is_a_usage_error(tmp_path):
     proc = _run("--in", str(inp), "--out", str(tmp_path / "no" / "such" / "dir" / "o.jsonl"))
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "o.jsonl" in proc.stderr
+
+
+def test_out_that_is_a_folder_is_a_usage_error(tmp_path):
+    inp = tmp_path / "in.jsonl"
+    inp.write_text(json.dumps(GOOD) + "\n", encoding="utf-8")
+    (tmp_path / "results").mkdir()
+    proc = _run("--in", str(inp), "--out", str(tmp_path / "results"))
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "is a folder" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "results"]
