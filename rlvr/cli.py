@@ -64,7 +64,7 @@ def _add_verify(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--in", dest="inp", type=Path, required=True, help="input JSONL")
     p.add_argument("--out", type=Path, required=True, help="output JSONL")
     p.add_argument("--workers", type=int, default=None, help="symbolic-fallback worker processes")
-    p.add_argument("--timeout", type=float, default=None, help="hard per-item wall-clock limit, seconds")
+    p.add_argument("--timeout", type=float, default=None, help="hard per-item CPU-time limit of the symbolic fallback, seconds")
     p.add_argument("--policy", default=None, help="grading policy name (see docs/verifier.md)")
 
 

@@ -25,7 +25,9 @@ class VerifierConfig(BaseModel):
     """Symbolic-fallback worker processes; None = min(2, cpu count). Started lazily, only when an
     item needs the fallback."""
     timeout: float = Field(default=2.0, gt=0, allow_inf_nan=False)
-    """Hard per-item wall clock in seconds; a fallback item running past it is killed (`timeout`)."""
+    """Hard per-item limit in CPU seconds (the fast path's plus the fallback worker's, so verdicts do
+    not depend on machine load); a fallback item running past it is killed (`timeout`). A worker
+    making no progress is killed after max(10 x timeout, 10 s) of wall time (docs/verifier.md)."""
     memory_mb: int = Field(default=4096, ge=512)
     """Address-space cap (RLIMIT_AS) of each worker process, MiB."""
     cache_size: int = Field(default=200_000, ge=0)

@@ -8,6 +8,7 @@ threads: the fast path is pure, and batches that need the pool take turns on it.
 from __future__ import annotations
 
 import cmath
+import logging
 import os
 import threading
 import time
@@ -32,6 +33,7 @@ REASONS = (
     "timeout",
     "rejected_prescreen",
 )
+log = logging.getLogger("rlvr.verify")
 # Exceptions the exact path may raise on hostile input; all mean "cannot decide here".
 _UNDECIDED = (Undecided, RecursionError, ValueError, ZeroDivisionError, OverflowError, TypeError)
 
@@ -47,6 +49,9 @@ class Result:
         seconds: wall time spent on this item (fast path + worker time, or the cache lookup).
         stage: where it was decided: extract, exact, symbolic, prescreen, cache (or error, when
             the fast path raised on this input; the item is then scored 0 as unparseable).
+        cpu_seconds: CPU time charged against ``timeout`` for a symbolic-fallback item (the fast
+            path's thread CPU plus the worker's CPU); 0.0 for items decided without the pool.
+            Unlike ``seconds``, it does not grow with machine load.
     """
 
     score: float
@@ -54,6 +59,7 @@ class Result:
     reason: str
     seconds: float
     stage: str = "exact"
+    cpu_seconds: float = 0.0
 
 
 def gold_text(gold: object) -> str | None:
@@ -77,8 +83,8 @@ _SYMPY_STAND_IN = Policy(name="paper_sympy", interval_relations=False, percent_a
 _PAPER_ROUNDS = 4
 
 
-def _result(reason: str, answer: str | None, seconds: float, stage: str) -> Result:
-    return Result(1.0 if reason == "match" else 0.0, answer, reason, seconds, stage)
+def _result(reason: str, answer: str | None, seconds: float, stage: str, cpu: float = 0.0) -> Result:
+    return Result(1.0 if reason == "match" else 0.0, answer, reason, seconds, stage, cpu)
 
 
 class Verifier:
@@ -91,6 +97,8 @@ class Verifier:
         self._pool_lock = threading.Lock()
         self._cache: dict = {}
         self._cache_lock = threading.Lock()
+        self._stats = dict.fromkeys(("fallback_items", "timeouts_cpu", "timeouts_wall"), 0)
+        self._restarts_of_closed_pools = 0
 
     # -------------------------------------------------------------- public API
     def verify(
@@ -129,19 +137,19 @@ class Verifier:
             names = list(benchmarks) if benchmarks is not None else [None] * len(predictions)
             return self._paper_batch(predictions, golds, names)
         results: list[Result | None] = [None] * len(predictions)
-        pending: dict = {}  # cache key -> [(index, answer, fast seconds)]
+        pending: dict = {}  # cache key -> [(index, answer, fast wall seconds, fast CPU seconds)]
         jobs: dict = {}  # cache key -> (pred text, gold text)
         for i, (pred, gold) in enumerate(zip(predictions, golds, strict=True)):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.thread_time()
             cut = bool(truncated[i]) if truncated is not None else False
             try:
                 outcome = self._fast(pred, gold, cut)
             except Exception:  # noqa: BLE001 - a reward must never crash on model output
                 outcome = _result("unparseable", None, 0.0, "error")
-            elapsed = time.perf_counter() - start
+            elapsed, cpu = time.perf_counter() - start, time.thread_time() - start_cpu
             if isinstance(outcome, tuple):
                 key, answer, texts = outcome
-                pending.setdefault(key, []).append((i, answer, elapsed))
+                pending.setdefault(key, []).append((i, answer, elapsed, cpu))
                 jobs[key] = texts
             else:
                 results[i] = Result(outcome.score, outcome.answer, outcome.reason, elapsed, outcome.stage)
@@ -166,6 +174,7 @@ class Verifier:
     def close(self) -> None:
         with self._pool_lock:
             if self._pool is not None:
+                self._restarts_of_closed_pools += self._pool.restarts
                 self._pool.close()
                 self._pool = None
 
@@ -214,21 +223,57 @@ class Verifier:
         return key, answer, (p.text, g.text)
 
     def _run_fallback(self, pending: dict, jobs: dict, results: list) -> None:
+        # The budget is CPU time, the fast path's included (its calling thread's CPU, not wall time:
+        # a verdict must not depend on machine load, pool.py's docstring says why).
         timeout = self.config.timeout
         items = []
         for key, uses in pending.items():
-            fast = min(e for _, _, e in uses)
+            fast = min(c for *_, c in uses)
             items.append(
                 (key, jobs[key][0], jobs[key][1], self.policy.interval_relations, max(0.01, timeout - fast))
             )
+        verdicts = self._pool_run(items)
+        for key, uses in pending.items():
+            reason, secs, cpu = verdicts.get(key, ("timeout", timeout, timeout))
+            self._remember(key, reason, "symbolic")
+            for i, answer, fast, fast_cpu in uses:
+                results[i] = _result(reason, answer, fast + secs, "symbolic", fast_cpu + cpu)
+
+    def _pool_run(self, items: list[tuple]) -> dict:
+        """Judge items in the pool; timeouts are counted (``stats()``) and logged per batch."""
         with self._pool_lock:
             self._pool = self._pool or self._new_pool()
-            verdicts = self._pool.run(items)
-        for key, uses in pending.items():
-            reason, secs = verdicts.get(key, ("timeout", timeout))
-            self._remember(key, reason, "symbolic")
-            for i, answer, fast in uses:
-                results[i] = _result(reason, answer, fast + secs, "symbolic")
+            pool = self._pool
+            before = (pool.timeouts_cpu, pool.timeouts_wall)
+            verdicts = pool.run(items)
+            cpu, wall = pool.timeouts_cpu - before[0], pool.timeouts_wall - before[1]
+            self._stats["fallback_items"] += len(items)
+            self._stats["timeouts_cpu"] += cpu
+            self._stats["timeouts_wall"] += wall
+        if cpu or wall:
+            log.warning(
+                "rlvr.verify: %d of %d symbolic-fallback items timed out (%d over the %g s CPU limit, %d at "
+                "the wall-clock backstop); they score 0 with reason 'timeout'",
+                cpu + wall,
+                len(items),
+                cpu,
+                self.config.timeout,
+                wall,
+            )
+        return verdicts
+
+    def stats(self) -> dict[str, int]:
+        """Cumulative counters since this Verifier was made: ``fallback_items`` (items judged in the
+        pool), ``timeouts_cpu`` (over the CPU limit), ``timeouts_wall`` (the others: killed by the
+        wall-clock backstop, workers that could not start, or a worker that died twice on the item),
+        ``timeouts`` (their sum), ``worker_restarts``."""
+        with self._pool_lock:
+            out = dict(self._stats)
+            out["worker_restarts"] = self._restarts_of_closed_pools + (
+                self._pool.restarts if self._pool else 0
+            )
+        out["timeouts"] = out["timeouts_cpu"] + out["timeouts_wall"]
+        return out
 
     # -------------------------------------------------------------- paper policies
     def _paper_batch(self, predictions, golds, benchmarks) -> list[Result]:
@@ -338,12 +383,10 @@ class Verifier:
             (("paper_sympy", self.policy.rules, *key), texts[0], texts[1], False, self.config.timeout)
             for key, texts in questions.items()
         ]
-        with self._pool_lock:
-            self._pool = self._pool or self._new_pool()
-            verdicts = self._pool.run(items)
+        verdicts = self._pool_run(items)
         out = {}
         for item in items:
-            reason, _ = verdicts.get(item[0], ("timeout", self.config.timeout))
+            reason, *_ = verdicts.get(item[0], ("timeout", self.config.timeout, self.config.timeout))
             self._remember(item[0], reason, "symbolic")
             out[item[0][2:]] = reason
         return out, time.perf_counter() - start

@@ -10,6 +10,7 @@ import threading
 import time
 
 from rlvr.verify import Verifier, VerifierConfig
+from rlvr.verify.pool import WALL_BACKSTOP_MIN
 
 SLOW_PRED = r"\frac{d^{2} v_{o}}{d t^{3}}+\frac{v_{o}}{L C}=\frac{v_{i}}{L C}"
 SLOW_GOLD = r"\frac{d^{2} v_{o}}{d t^{2}}+\frac{v_{o}}{L C}=\frac{v_{i}}{L C}"
@@ -59,8 +60,8 @@ def test_timeout_kills_worker_and_pool_recovers():
         elapsed = time.monotonic() - start
         assert result.score == 0.0
         assert result.reason in ("timeout", "mismatch")
-        assert result.seconds <= 0.3 + 0.05
-        assert elapsed <= 0.3 + 1.0
+        assert result.cpu_seconds <= 0.3 + 0.05  # the limit counts the worker's CPU time
+        assert elapsed <= WALL_BACKSTOP_MIN + 1.0  # and a wall-clock backstop bounds the wait
         # the respawned worker serves later items (a loaded CI box may need a second try at 0.3 s)
         reasons = [verifier.verify(r"\boxed{2\sqrt[3]{k}+2}", r"2(\sqrt[3]{k}+1)").reason for _ in range(3)]
         assert "match" in reasons, reasons
