@@ -143,7 +143,7 @@ def read_history(source: Path, stage: str | None = None) -> History:
 def read_pool(path: Path, preset: str | None = None) -> dict[str, dict[str, Any]]:
     """str id -> {id, prompt, answer} for every row of the pool file, in file order. preset None: the
     default problem/answer fields, else verl's (prompt.0.content, reward_model.ground_truth)."""
-    from rlvr.config import DataConfig
+    from rlvr.data.config import DataConfig
     from rlvr.data.sources import DataError, load_rows
 
     if not path.is_file():

@@ -80,7 +80,7 @@ def example_id(row: Any, position: int) -> int | str:
     the source. Rows sharing an id are one example (a 1-shot file's 128 copies of pi_1)."""
     for path in ID_FIELDS:
         try:
-            value = _get(row, path)
+            value = get_field(row, path)
         except (KeyError, TypeError):
             continue
         if isinstance(value, int | str) and not isinstance(value, bool):
