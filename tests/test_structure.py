@@ -1,4 +1,4 @@
-"""The package's import structure (docs/architecture: "imports point one way"), checked from the source:
+"""The package's import structure (docs/architecture.md: "imports point one way"), checked from the source:
 no import cycle between modules, counting imports inside functions too; `rlvr.verify` imports nothing
 else of rlvr; no module uses another package's private (underscore) names; `rlvr.rl` and `rlvr.schema`
 stay leaves."""
