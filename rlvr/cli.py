@@ -165,12 +165,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from rlvr.config import ConfigError, load_recipe
+    from rlvr.config import ConfigError, load_recipe, missing_inputs
 
     status = EXIT_OK
     for path in args.recipes:
         try:
             recipe = load_recipe(path, args.overrides)
+            missing = missing_inputs(recipe)
+            if missing:
+                raise ConfigError(missing, path)
         except ConfigError as err:
             print(err.render(), file=sys.stderr)
             status = EXIT_USAGE
@@ -181,10 +184,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from rlvr.config import ConfigError, load_recipe
+    from rlvr.config import ConfigError, load_recipe, missing_inputs
 
     try:
         recipe = load_recipe(args.recipe, args.overrides)
+        missing = missing_inputs(recipe)
+        if missing:
+            raise ConfigError(missing, args.recipe)
     except ConfigError as err:
         print(err.render(), file=sys.stderr)
         return EXIT_USAGE

@@ -485,6 +485,11 @@ class Recipe(Strict):
             seen.setdefault(stage.name, i)
             if stage.init not in ("previous", "base") and stage.init in seen and seen[stage.init] >= i:
                 problems.append(f"stages[{i}].init: stage '{stage.init}' runs later; a stage can start only from an earlier one")
+        names = [s.name for s in self.stages]
+        for i, stage in enumerate(self.stages):
+            if stage.init not in ("previous", "base", *names) and "/" not in stage.init and not Path(stage.init).exists():
+                problems.append(f"stages[{i}].init: '{stage.init}' is not a stage of this recipe ({', '.join(names)}), "
+                                "previous, base, nor an existing path; for a hub model give its full id (org/name)")
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -524,6 +529,37 @@ def validate_recipe(data: dict[str, Any], source: str | Path = "recipe") -> Reci
         problems = format_validation_error(exc, data, kind_name="stage type", kinds=STAGE_TYPES)
         problems += [p for p in _raw_duplicate_names(data) if p not in problems]
         raise ConfigError(problems, source) from None
+
+
+def looks_local(ref: str) -> bool:
+    """A model or data reference that can only be a local path (a hub id is `org/name`)."""
+    return ref.startswith(("/", ".", "~")) or ref.count("/") > 1
+
+
+def missing_inputs(recipe: Recipe) -> list[str]:
+    """The local files and directories the recipe reads that do not exist, as `key: problem` lines
+    (`rlvr validate` and `rlvr run` report them before anything runs; paths are relative to the
+    current directory, as at run time)."""
+    problems = []
+    if recipe.model.name is not None and looks_local(recipe.model.name) and not Path(recipe.model.name).expanduser().exists():
+        problems.append(f"model.name: local model not found: {recipe.model.name} (a hub id is org/name)")
+    names = {s.name for s in recipe.stages}
+    for i, stage in enumerate(recipe.stages):
+        if stage.init not in ("previous", "base", *names) and looks_local(stage.init) \
+                and not Path(stage.init).expanduser().exists():
+            problems.append(f"stages[{i}].init: model path not found: {stage.init}")
+        files = []
+        data = stage.data if isinstance(stage, MidtrainStage | SftStage | RlvrStage | DpoStage) else None
+        if data is not None and data.path is not None:
+            files.append(("data.path", data.path))
+        if isinstance(stage, DpoStage) and stage.pairs_from is not None:
+            files.append(("pairs_from", stage.pairs_from))
+        elif isinstance(stage, DpoStage) and stage.pairs.source == "file" and stage.pairs.path is not None:
+            files.append(("pairs.path", stage.pairs.path))
+        for key, path in files:
+            if not Path(path).expanduser().is_file():
+                problems.append(f"stages[{i}].{key}: file not found: {path} (relative to {Path.cwd()})")
+    return problems
 
 
 def find_data_spec(spec: str, base: Path | None = None) -> Path | None:

@@ -138,7 +138,12 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     parts = _parse_path(key.strip())
     if not parts:
         raise ValueError(f"--set {assignment!r}: empty key")
-    value = _parse_value(raw)
+    try:
+        value = _parse_value(raw)
+    except yaml.YAMLError as err:
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ValueError(f"--set {key.strip()}: value {raw!r} is not valid YAML ({problem}); quote a string value, "
+                         f"e.g. --set '{key.strip()}=\"...\"'") from None
     node: Any = data
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
