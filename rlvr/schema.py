@@ -30,6 +30,13 @@ class ConfigError(Exception):
         return "\n".join([head, *(f"  {p}" for p in self.problems)])
 
 
+class UserError(Exception):
+    """A mistake in the user's input found at run time (a missing model, an unreadable data row, a
+    corrupt cache line): rlvr exits 2 with this message, naming the file, key or row and the fix, and no
+    traceback (RLVR_DEBUG=1 shows it). A crash of rlvr itself is any other exception and keeps its
+    traceback."""
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 

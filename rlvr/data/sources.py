@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from rlvr.data.config import DataConfig
+from rlvr.schema import UserError
 
 
-class DataError(ValueError):
-    pass
+class DataError(UserError, ValueError):
+    """A data source that cannot be read as the recipe maps it (file, row and field named)."""
 
 
 # canonical fields a causal-LM stage (midtrain, SFT) needs, by preset
