@@ -195,6 +195,36 @@ def test_sigterm_and_ctrl_c_checkpoint_at_the_next_step(tmp_path, signum, status
     assert not (run_dir / "rlvr.lock").exists()
 
 
+def test_ctrl_c_at_start_up_exits_130_without_a_traceback(tmp_path):
+    """Ctrl-C before the first step (imports, the base model: no step boundary yet) exits 130."""
+    run_dir = tmp_path / "run"
+    child = subprocess.Popen([PYTHON, *_args(run_dir)], cwd=REPO, env=subprocess_env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.5)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=240)
+    assert child.returncode == 130 and "Traceback" not in err, out + err
+    statuses = [s["status"] for s in _summary(run_dir)["stages"]] if (run_dir / "summary.json").is_file() else []
+    assert "running" not in statuses and not (run_dir / "rlvr.lock").exists(), statuses
+
+
+def test_a_second_signal_stops_at_once():
+    """The first SIGINT/SIGTERM asks for a checkpoint at the next step boundary; a second one raises
+    KeyboardInterrupt there and then (the runner marks the stage and exits without a traceback)."""
+    from rlvr import preempt
+
+    previous = preempt.install_signal_handler()
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)  # the handler runs in the main thread between bytecodes
+        assert preempt.signalled() == preempt.PREEMPTED
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+    finally:
+        preempt.restore_signal_handlers(previous)
+
+
 # ------------------------------------------------------------------------------- 8. the lock
 def test_a_stale_lock_is_cleared_and_a_live_one_holds(tmp_path):
     lock = RunDir(tmp_path).lock
