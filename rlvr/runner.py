@@ -280,10 +280,10 @@ def run_recipe(recipe: Recipe, run_dir: Path | None = None, resume: bool = False
                     world.print0(f"[{stage.name}] skipped: already done ({entry.get('output')})")
                     continue
                 if reason := preempt.requested(run.root, world):  # asked between stages: stop before this one
-                    done = f"after stage {last}" if last else "before its first stage"
-                    preempt.acknowledge(run.root, last or "", 0, Path(run.root), world)
-                    raise RunError(f"stopped {done} because {preempt.WHY[reason]}; continue with "
-                                   "`rlvr run ... --resume`", exit_code=preempt.EXIT_CODES[reason])
+                    before = _entry(plan.summary, last) if last else {"steps": 0, "output": str(run.root)}
+                    preempt.acknowledge(run.root, last or "", before["steps"], Path(before["output"]), world)
+                    raise RunError(f"stopped before stage {stage.name} because {preempt.WHY[reason]}; "
+                                   "continue with `rlvr run ... --resume`", exit_code=preempt.EXIT_CODES[reason])
                 _run_stage(recipe, run, world, tracker, i, plan, starts_run=last is None)
                 last = stage.name
         finally:
