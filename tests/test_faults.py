@@ -253,7 +253,8 @@ def test_killed_at_random_points_n_times_ends_as_an_uninterrupted_run(tmp_path):
     """SIGKILL at three random points of stage b (each after a random number of its logged steps),
     resuming each time: the final weights, the summary and metrics.jsonl's steps are those of a run
     that was never killed."""
-    steps, rng = 300, random.Random(int(os.environ.get("RLVR_FAULT_SEED", time.time())))
+    seed = int(os.environ.get("RLVR_FAULT_SEED", time.time()))  # a failure names it: rerun with it set
+    steps, rng = 300, random.Random(seed)
     straight = tmp_path / "straight"
     assert (proc := _rlvr(straight, b_steps=steps)).returncode == 0, tail(proc)
     run_dir, kills = tmp_path / "killed", []
@@ -272,6 +273,7 @@ def test_killed_at_random_points_n_times_ends_as_an_uninterrupted_run(tmp_path):
             os.killpg(child.pid, signal.SIGKILL)
         child.wait()
         kills.append(at)
+    kills.append(f"RLVR_FAULT_SEED={seed}")
     proc = _rlvr(run_dir, "--resume", b_steps=steps)
     assert proc.returncode == 0, f"killed after b's rows {kills}\n" + tail(proc)
     assert _same(_weights(run_dir), _weights(straight)), kills
