@@ -4,7 +4,11 @@ Parsing and recipe validation happen here, before torch, DeepSpeed or vLLM are i
 `rlvr --help` and config errors answer in well under a second. Heavy modules are imported only
 inside the verb that needs them.
 
-Exit codes: 0 success, 1 runtime failure, 2 bad input (config errors, missing files).
+Exit codes: 0 success, 1 runtime failure, 2 bad input (config errors, missing files, a run directory
+locked by another run, a recipe that differs from the run's config.yaml), 75 `rlvr run` checkpointed
+and stopped for preemption (CHECKPOINT_REQUEST, SIGUSR1, SIGTERM), 130 `rlvr run` interrupted by Ctrl-C
+(checkpointed at a step boundary, or stopped at once on a second Ctrl-C); 75 and 130 continue with
+`rlvr run ... --resume`.
 """
 
 from __future__ import annotations
@@ -45,7 +49,12 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         help="continue a run: finished stages are skipped, the running one restarts from its last "
         "checkpoint (without --run-dir: the newest run of this recipe)",
     )
-    p.add_argument("--from-stage", metavar="NAME", help="start at stage NAME, reusing earlier stages' outputs")
+    p.add_argument("--from-stage", metavar="NAME",
+                   help="re-run stage NAME and every later stage from their inputs, reusing earlier stages' "
+                   "outputs; the re-run stages' old outputs and records move to RUN_DIR/superseded/<time>/")
+    p.add_argument("--accept-changes", action="store_true",
+                   help="with --resume: continue unfinished stages with settings that differ from the run's "
+                   "config.yaml (the old one is kept under RUN_DIR/superseded/, the change noted in summary.json)")
 
 
 def _add_validate(sub: argparse._SubParsersAction) -> None:
@@ -194,14 +203,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(err.render(), file=sys.stderr)
         return EXIT_USAGE
-    from rlvr.runner import RunError, run_recipe  # heavy imports start here
-
     try:
-        run_recipe(recipe, run_dir=args.run_dir, resume=args.resume, from_stage=args.from_stage)
-        code = EXIT_OK
-    except RunError as err:
-        print(f"rlvr run: {err}", file=sys.stderr)
-        code = err.exit_code
+        from rlvr.runner import RunError, run_recipe  # heavy imports start here
+
+        try:
+            run_recipe(recipe, run_dir=args.run_dir, resume=args.resume, from_stage=args.from_stage,
+                       accept_changes=args.accept_changes)
+            code = EXIT_OK
+        except RunError as err:
+            print(f"rlvr run: {err}", file=sys.stderr)
+            code = err.exit_code
+    except KeyboardInterrupt:  # Ctrl-C outside a stage's steps (start-up, between checks): nothing to save
+        from rlvr.preempt import EXIT_INTERRUPTED
+
+        print("rlvr run: interrupted (Ctrl-C)", file=sys.stderr)
+        code = EXIT_INTERRUPTED
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # Under torchrun, leave without interpreter teardown: DeepSpeed ZeRO-3 can abort in its
         # destructors after all work is done (environment.md §2), turning a finished run into rc 1.

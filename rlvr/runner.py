@@ -1,17 +1,27 @@
-"""Run a recipe: resolve the run directory, write config.yaml, run each stage in order, keep
-summary.json current, print the result table. Resume skips finished stages and restarts the
-running one from its newest checkpoint."""
+"""Run a recipe: resolve and lock the run directory, check the recipe against its config.yaml, run
+each stage in order, keep summary.json current, print the result table.
+
+The records stay true to the weights on disk: --resume skips finished stages and continues the
+running one from its newest checkpoint, refusing settings that differ from config.yaml (unless
+--accept-changes, for unfinished stages only); --from-stage NAME re-runs NAME and every later stage
+from step 0, moving their old outputs and records to RUN_DIR/superseded/<time>/. Nothing in the run
+directory changes until the first stage starts."""
 
 from __future__ import annotations
 
 import importlib
+import json
+import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from rlvr import preempt
 from rlvr.config import Recipe, dump_recipe
-from rlvr.rundir import RunDir, now_stamp, write_atomic
+from rlvr.rundir import LockHeld, RunDir, describe_holder, now_stamp, release_lock, take_lock, write_atomic
 from rlvr.stages import STAGES
 from rlvr.stages.context import StageContext
 from rlvr.tracking import Tracker, quiet_libraries
@@ -24,11 +34,13 @@ class RunError(Exception):
         self.exit_code = exit_code
 
 
-def resolve_run_dir(recipe: Recipe, run_dir: Path | None, resume: bool) -> Path:
+def resolve_run_dir(recipe: Recipe, run_dir: Path | None, existing: bool) -> Path:
+    """--run-dir, or the recipe's run_dir pattern: a new directory, or with `existing` (--resume,
+    --from-stage) the newest run of the recipe."""
     if run_dir is not None:
         return Path(run_dir)
     pattern = recipe.run_dir
-    if resume:
+    if existing:
         if "{time}" not in pattern:
             return Path(pattern.format(name=recipe.name, time=""))
         parent = Path(pattern.format(name=recipe.name, time="X")).parent
@@ -51,8 +63,58 @@ def _entry(summary: dict[str, Any], name: str) -> dict[str, Any] | None:
     return next((s for s in summary["stages"] if s["name"] == name), None)
 
 
-def _plan(recipe: Recipe, run: RunDir, resume: bool, from_stage: str | None) -> tuple[dict[str, Any], set[str]]:
-    """The summary to continue from and the names of stages to skip."""
+# Settings that do not change a stage's outputs: they may differ from config.yaml on --resume.
+FREE_KEYS = {"name", "run_dir", "tracking"}
+FREE_STAGE_KEYS = {"save_every", "keep_checkpoints", "export_every"}
+
+
+def _short(value: Any) -> str:
+    text = "(absent)" if value is _ABSENT else json.dumps(value, separators=(", ", ": "))
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_ABSENT = object()
+
+
+def _diff(old: Any, new: Any, path: str) -> list[str]:
+    """`path: old -> new` for every leaf that differs (dicts walked key by key)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [line for k in {**old, **new}
+                for line in _diff(old.get(k, _ABSENT), new.get(k, _ABSENT), f"{path}.{k}" if path else k)]
+    return [] if old == new else [f"{path}: {_short(old)} -> {_short(new)}"]
+
+
+def config_changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str | None, list[str]]:
+    """The differences between two resolved recipes (config.yaml's and this one's), by the stage they
+    belong to (None: the recipe-wide sections, which every stage uses), each as a dotted `--set` path
+    with its old and new value. Settings in FREE_KEYS / FREE_STAGE_KEYS are left out."""
+    out: dict[str | None, list[str]] = {}
+    rest = lambda d: {k: v for k, v in d.items() if k not in FREE_KEYS | {"stages"}}  # noqa: E731
+    if lines := _diff(rest(old), rest(new), ""):
+        out[None] = lines
+    old_stages, new_stages = ({s["name"]: s for s in r.get("stages", [])} for r in (old, new))
+    if list(old_stages) != [n for n in new_stages if n in old_stages]:
+        out.setdefault(None, []).append(f"stages (order): {list(old_stages)} -> {list(new_stages)}")
+    for name in {**old_stages, **new_stages}:
+        a, b = (({k: v for k, v in s.items() if k not in FREE_STAGE_KEYS} if s else _ABSENT)
+                for s in (old_stages.get(name), new_stages.get(name)))
+        if lines := _diff(a, b, f"stages.{name}"):
+            out.setdefault(name if name in new_stages else None, []).extend(lines)
+    return out
+
+
+@dataclass
+class Plan:
+    """What this invocation does to the run directory."""
+
+    summary: dict[str, Any]  # as on disk; a stage's entry is replaced when that stage starts
+    skip: set[str]           # finished stages whose outputs are reused
+    rerun: set[str]          # --from-stage: these start at step 0, their old outputs moved aside first
+    changes: list[str]       # accepted differences from config.yaml (recorded in summary.json)
+    stamp: str               # names RUN_DIR/superseded/<stamp>/
+
+
+def _plan(recipe: Recipe, run: RunDir, resume: bool, from_stage: str | None, accept_changes: bool) -> Plan:
     summary = run.read_summary()
     started = [s for s in summary["stages"] if s.get("status") != "pending"]
     if started and not (resume or from_stage):
@@ -61,22 +123,51 @@ def _plan(recipe: Recipe, run: RunDir, resume: bool, from_stage: str | None) -> 
     if from_stage is not None and from_stage not in names:
         raise RunError(f"--from-stage {from_stage}: no such stage (stages: {', '.join(names)})")
     skip: set[str] = set()
+    rerun: set[str] = set()
     for stage in recipe.stages:
         if from_stage is not None and names.index(stage.name) < names.index(from_stage):
             if not _done(run, stage) and stage.type != "eval":  # later stages never need an eval's output
                 raise RunError(f"--from-stage {from_stage}: earlier stage '{stage.name}' has no output at "
                                f"{run.final(stage.name)}; run it first")
             skip.add(stage.name)
-        elif resume and (e := _entry(summary, stage.name)) and e.get("status") == "done" \
-                and _done(run, stage) and from_stage is None:
+        elif from_stage is not None:
+            rerun.add(stage.name)
+        elif resume and (e := _entry(summary, stage.name)) and e.get("status") == "done" and _done(run, stage):
             skip.add(stage.name)
-    fresh = {"stages": []}
-    for stage in recipe.stages:
-        old = _entry(summary, stage.name)
-        fresh["stages"].append(old if (old and stage.name in skip) else
-                               {"name": stage.name, "type": stage.type, "status": "pending", "steps": 0,
-                                "metrics": {}, "output": None})
-    return fresh, skip
+    changes = _check_changes(recipe, run, skip, rerun, accept_changes)
+    entries = [_entry(summary, s.name) or {"name": s.name, "type": s.type, "status": "pending", "steps": 0,
+                                           "metrics": {}, "output": None} for s in recipe.stages]
+    return Plan({**summary, "stages": entries}, skip, rerun, changes, now_stamp())
+
+
+def _check_changes(recipe: Recipe, run: RunDir, skip: set[str], rerun: set[str], accept: bool) -> list[str]:
+    """Refuse settings that differ from config.yaml where they would make it lie: in a stage whose
+    outputs are reused (any recipe-wide setting then too), or, without --accept-changes, in a stage
+    that continues from its checkpoints. Re-run stages may change freely. Returns what is accepted."""
+    if not run.config.is_file():
+        return []
+    changes = config_changes(yaml.safe_load(run.config.read_text()) or {}, yaml.safe_load(dump_recipe(recipe)))
+    names = [s.name for s in recipe.stages]
+    refused, unaccepted, accepted, first = [], [], [], None
+    for owner, lines in changes.items():
+        affected = {owner} if owner else set(names)  # a recipe-wide setting is every stage's
+        if affected & skip:
+            refused += lines
+            first = min([first or names[-1], owner or names[0]], key=names.index)
+        elif affected <= rerun or accept:
+            accepted += lines
+        else:
+            unaccepted += lines
+    if refused:
+        raise RunError(f"the recipe differs from {run.config} where finished stages' outputs would be reused:\n  "
+                       + "\n  ".join(refused) + f"\nre-run from the first changed stage (--from-stage {first}), "
+                       "drop the changes, or start a new run (--run-dir)")
+    if unaccepted:
+        raise RunError(f"the recipe differs from {run.config} for stage(s) that would continue from their "
+                       "checkpoints:\n  " + "\n  ".join(unaccepted) +
+                       "\npass --accept-changes to continue with the new settings (both are recorded), "
+                       "or drop the changes")
+    return accepted
 
 
 def _input_model(recipe: Recipe, run: RunDir, index: int) -> str:
@@ -114,47 +205,108 @@ def _prepare_base_model(recipe: Recipe, run: RunDir, world: World) -> None:
 
 
 def run_recipe(recipe: Recipe, run_dir: Path | None = None, resume: bool = False,
-               from_stage: str | None = None) -> RunDir:
+               from_stage: str | None = None, accept_changes: bool = False) -> RunDir:
     quiet_libraries()
     world = World.from_env()
     world.init()
-    root = resolve_run_dir(recipe, run_dir, resume) if world.is_main else None
-    run = RunDir(Path(world.broadcast_object(str(root) if root else None)))
-    plan = None
+    opened: tuple[RunDir, Plan] | RunError | None = None
     if world.is_main:
-        run.root.mkdir(parents=True, exist_ok=True)
         try:
-            plan = _plan(recipe, run, resume, from_stage)
+            opened = _open_run(recipe, run_dir, resume, from_stage, accept_changes)
         except RunError as err:
-            plan = err
-    plan = world.broadcast_object(plan)
-    if isinstance(plan, RunError):
-        raise plan
-    summary, skip = plan
-    if world.is_main:
-        write_atomic(run.config, dump_recipe(recipe))
-        run.write_summary(summary)
-        preempt.clear(run.root)
-    preempt.install_signal_handler()
-    _prepare_base_model(recipe, run, world)
-    tracker = Tracker(run.metrics, recipe.tracking, is_main=world.is_main, run_name=run.root.name,
-                      config=recipe.model_dump(mode="json"), run_dir=run.root)
-    world.print0(f"rlvr: run {recipe.name} -> {run.root} ({world.world_size} rank{'s' if world.world_size > 1 else ''})")
+            opened = err
+    opened = world.broadcast_object(opened)
+    if isinstance(opened, RunError):
+        raise opened
+    run, plan = opened
+    previous_handlers = preempt.install_signal_handler()
     try:
-        for i, stage in enumerate(recipe.stages):
-            entry = summary["stages"][i]
-            if stage.name in skip:
-                world.print0(f"[{stage.name}] skipped: already done ({entry.get('output')})")
-                continue
-            _run_stage(recipe, run, world, tracker, i, entry, summary, resume=resume or from_stage is not None)
+        if world.is_main:
+            if not run.summary.is_file():
+                run.write_summary(plan.summary)
+            preempt.clear(run.root)
+        _prepare_base_model(recipe, run, world)
+        tracker = Tracker(run.metrics, recipe.tracking, is_main=world.is_main, run_name=run.root.name,
+                          config=recipe.model_dump(mode="json"), run_dir=run.root)
+        world.print0(f"rlvr: run {recipe.name} -> {run.root} ({world.world_size} rank{'s' if world.world_size > 1 else ''})")
+        try:
+            last = None
+            for i, stage in enumerate(recipe.stages):
+                entry = plan.summary["stages"][i]
+                if stage.name in plan.skip:
+                    world.print0(f"[{stage.name}] skipped: already done ({entry.get('output')})")
+                    continue
+                if reason := preempt.requested(run.root, world):  # asked between stages: stop before this one
+                    before = _entry(plan.summary, last) if last else {"steps": 0, "output": str(run.root)}
+                    preempt.acknowledge(run.root, last or "", before["steps"], Path(before["output"]), world)
+                    raise RunError(f"stopped before stage {stage.name} because {preempt.WHY[reason]}; "
+                                   "continue with `rlvr run ... --resume`", exit_code=preempt.EXIT_CODES[reason])
+                _run_stage(recipe, run, world, tracker, i, plan, starts_run=last is None)
+                last = stage.name
+        finally:
+            tracker.close()
     finally:
-        tracker.close()
-    world.print0(format_table(summary))
+        preempt.restore_signal_handlers(previous_handlers)
+        if world.is_main:
+            release_lock(run.lock)
+    world.print0(format_table(plan.summary))
     world.print0(f"run directory: {run.root}")
     if world.is_main:
         _write_report(run)
     world.shutdown()
     return run
+
+
+def _open_run(recipe: Recipe, run_dir: Path | None, resume: bool, from_stage: str | None,
+              accept_changes: bool) -> tuple[RunDir, Plan]:
+    """Rank 0: the run directory, locked for this process, and the plan (RunError: nothing changed)."""
+    run = RunDir(resolve_run_dir(recipe, run_dir, existing=resume or from_stage is not None))
+    if run.root.exists() and not run.root.is_dir():
+        raise RunError(f"--run-dir {run.root} is a file; pass a directory")
+    run.root.mkdir(parents=True, exist_ok=True)
+    try:
+        stale = take_lock(run.lock)
+    except LockHeld as err:
+        raise RunError(str(err)) from None
+    if stale is not None:
+        print(f"rlvr: cleared a stale lock {run.lock} ({describe_holder(stale)}; that process is gone)", flush=True)
+    try:
+        return run, _plan(recipe, run, resume, from_stage, accept_changes)
+    except BaseException:
+        release_lock(run.lock)
+        raise
+
+
+def _begin_attempt(recipe: Recipe, run: RunDir, plan: Plan) -> None:
+    """Rank 0, as the first stage this invocation runs starts (not before: a run that fails earlier
+    changes nothing): move --from-stage's stages' old outputs, their metrics rows and the old summary
+    and config to superseded/<stamp>/, note the accepted changes in summary.json, write config.yaml."""
+    moved = run.superseded(plan.stamp)
+    text = dump_recipe(recipe)
+    if plan.rerun:
+        moved.mkdir(parents=True, exist_ok=True)
+        if run.summary.is_file():
+            shutil.copy2(run.summary, moved / "summary.json")
+        for name in sorted(plan.rerun):
+            if run.stage(name).exists():
+                (moved / "stages").mkdir(exist_ok=True)
+                run.stage(name).rename(moved / "stages" / name)
+        run.move_metric_rows(lambda row: row.get("stage") in plan.rerun, moved / "metrics.jsonl")
+        for entry in plan.summary["stages"]:
+            if entry["name"] in plan.rerun:
+                entry.update(status="pending", steps=0, metrics={}, output=None)
+    if run.config.is_file() and run.config.read_text() != text:
+        moved.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(run.config, moved / "config.yaml")
+    write_atomic(run.config, text)
+    if plan.rerun or plan.changes:
+        rerun = [s.name for s in recipe.stages if s.name in plan.rerun]
+        plan.summary.setdefault("changes", []).append(
+            {"time": time.strftime("%Y-%m-%d %H:%M:%S"), "rerun": rerun, "changed": plan.changes,
+             "superseded": str(moved.relative_to(run.root)) if moved.exists() else None})
+        print(f"rlvr: {'re-running ' + ', '.join(rerun) if rerun else 'continuing'}"
+              f"{' with ' + str(len(plan.changes)) + ' changed setting(s)' if plan.changes else ''}"
+              f"{'; earlier outputs and records moved to ' + str(moved) if moved.exists() else ''}", flush=True)
 
 
 def _write_report(run: RunDir) -> None:
@@ -168,34 +320,51 @@ def _write_report(run: RunDir) -> None:
         print(f"report: not written ({err}); retry with `rlvr report {run.root}`", flush=True)
 
 
-def _run_stage(recipe: Recipe, run: RunDir, world: World, tracker: Tracker, i: int, entry: dict[str, Any],
-               summary: dict[str, Any], resume: bool) -> None:
+def _run_stage(recipe: Recipe, run: RunDir, world: World, tracker: Tracker, i: int, plan: Plan,
+               starts_run: bool) -> None:
     stage = recipe.stages[i]
-    ctx = StageContext(recipe=recipe, cfg=stage, index=i, world=world, run=run,
-                       input_model=_input_model(recipe, run, i), tracker=tracker, resume=resume)
-    entry["status"] = "running"
+    entry = plan.summary["stages"][i]
+    # continue from checkpoints only a stage that ran before and is not re-run from its inputs
+    resume = stage.name not in plan.rerun and entry.get("status", "pending") != "pending"
     if world.is_main:
+        if starts_run:
+            _begin_attempt(recipe, run, plan)
+        entry.clear()
+        entry.update(name=stage.name, type=stage.type, status="running", steps=0, metrics={}, output=None)
         run.stage(stage.name).mkdir(parents=True, exist_ok=True)
-        run.write_summary(summary)
+        run.write_summary(plan.summary)
+    world.barrier()
+    ctx = StageContext(recipe=recipe, cfg=stage, index=i, world=world, run=run,
+                       input_model=_input_model(recipe, run, i), tracker=tracker, resume=resume,
+                       superseded=run.superseded(plan.stamp))
     world.print0(f"[{stage.name}] start: {stage.type} from {ctx.input_model}")
     t0 = time.time()
     try:
         result = importlib.import_module(STAGES[stage.type]).main(ctx)
     except preempt.Preempted as stop:
-        entry["status"] = "preempted"
-        if world.is_main:
-            run.write_summary(summary)
-        raise RunError(str(stop), exit_code=preempt.EXIT_PREEMPTED) from None
+        _stopped(run, world, plan.summary, entry, stop.reason)
+        raise RunError(str(stop), exit_code=preempt.EXIT_CODES[stop.reason]) from None
+    except KeyboardInterrupt:  # a second Ctrl-C or SIGTERM: stopped at once, without a checkpoint
+        reason = preempt.signalled() or preempt.INTERRUPTED
+        _stopped(run, world, plan.summary, entry, reason)
+        raise RunError(f"stage {stage.name}: stopped at once ({reason}); `rlvr run ... --resume` continues from "
+                       "its newest checkpoint", exit_code=preempt.EXIT_CODES[reason]) from None
     except BaseException:
         entry["status"] = "failed"
         if world.is_main:
-            run.write_summary(summary)
+            run.write_summary(plan.summary)
         raise
     entry.update(status="done", steps=result.steps, metrics=result.metrics, output=result.output)
     entry["metrics"]["seconds"] = round(time.time() - t0, 1)
     if world.is_main:
-        run.write_summary(summary)
+        run.write_summary(plan.summary)
     world.print0(f"[{stage.name}] done in {time.time() - t0:.1f}s: {result.steps} steps -> {result.output}")
+
+
+def _stopped(run: RunDir, world: World, summary: dict[str, Any], entry: dict[str, Any], reason: str) -> None:
+    entry["status"] = reason
+    if world.is_main:
+        run.write_summary(summary)
 
 
 def format_table(summary: dict[str, Any]) -> str:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from rlvr import runner
-from rlvr.config import validate_recipe
+from rlvr.config import dump_recipe, validate_recipe
 from rlvr.rundir import RunDir
 from rlvr.world import World
 
@@ -70,3 +71,19 @@ def test_run_dir_contract_lists_every_output_in_rundir_and_readme():
                  "RUN_DIR/stages/<name>/validation/step-<N>/", "RUN_DIR/stages/<name>/validation/",
                  "RUN_DIR/report.md, scores.csv, plots/"):
         assert path in documented, path
+
+
+def test_config_changes_name_each_key_by_its_stage():
+    old = validate_recipe({"name": "t", "model": {"tiny": {}}, "stages": [{"name": "a", **SFT}, {"name": "b", **SFT}]})
+    new = validate_recipe({"name": "t2", "seed": 3, "model": {"tiny": {}}, "tracking": {"project": "x"},
+                           "stages": [{"name": "a", **SFT, "save_every": 5},
+                                      {"name": "b", **SFT, "optim": {"lr": 0.5}}, {"name": "c", **SFT}]})
+    dump = lambda r: yaml.safe_load(dump_recipe(r))  # noqa: E731
+    changes = runner.config_changes(dump(old), dump(new))
+    assert set(changes) == {None, "b", "c"}  # name, tracking and save_every do not change the weights
+    assert changes[None] == ["seed: 0 -> 3"]
+    assert changes["b"] == ["stages.b.optim.lr: 0.001 -> 0.5"]
+    assert changes["c"][0].startswith("stages.c: (absent) -> {")
+    swapped = dump(old)
+    swapped["stages"].reverse()
+    assert runner.config_changes(dump(old), swapped) == {None: ["stages (order): ['a', 'b'] -> ['b', 'a']"]}

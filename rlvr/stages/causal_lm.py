@@ -59,7 +59,7 @@ def train_causal_lm(ctx: StageContext, tokenizer: Any, model: Any, examples: lis
     world.print0(f"[{ctx.name}] {len(examples)} sequences, global batch {G} "
                  f"({split} x {world.world_size} ranks), steps {start}->{total}")
     bar = progress(total, ctx.name, enabled=world.is_main, initial=start)
-    first_loss = last_loss = None
+    history = ctx.history(start)  # the steps before a resume: the summary covers the whole stage
     backend.train()
     for step in range(start, total):
         t0 = time.perf_counter()
@@ -81,16 +81,16 @@ def train_causal_lm(ctx: StageContext, tokenizer: Any, model: Any, examples: lis
         stats = backend.step()
         loss = world.all_reduce_sum(nll_sum) / denom
         seconds = time.perf_counter() - t0
-        first_loss = loss if first_loss is None else first_loss
-        last_loss = loss
-        ctx.tracker.log(ctx.name, step + 1, {
-            "loss": loss, "lr": stats.lr, "grad_norm": stats.grad_norm, "tokens": n_tokens,
-            "step_seconds": seconds, "tokens_per_s": n_tokens / seconds,
-        })
+        row = {"loss": loss, "lr": stats.lr, "grad_norm": stats.grad_norm, "tokens": n_tokens,
+               "step_seconds": seconds, "tokens_per_s": n_tokens / seconds}
+        ctx.tracker.log(ctx.name, step + 1, row)
+        history.append(row)
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.4f}", lr=f"{stats.lr:.2e}", refresh=False)
         ctx.after_step(backend, step + 1, total, data_id)
     bar.close()
     final = ctx.finish(backend, tokenizer, start, total, data_id)
-    metrics = {"loss_first": first_loss, "loss_last": last_loss, "sequences": len(examples)}
-    return StageResult(steps=total, metrics={k: v for k, v in metrics.items() if v is not None}, output=str(final))
+    metrics = {"sequences": len(examples)}
+    if history:
+        metrics.update(loss_first=history[0]["loss"], loss_last=history[-1]["loss"])
+    return StageResult(steps=total, metrics=metrics, output=str(final))

@@ -32,6 +32,9 @@ class StageContext:
     input_model: str
     tracker: Tracker
     resume: bool
+    """Continue from the stage's newest checkpoint (False: start at step 0, as a --from-stage re-run does)."""
+    superseded: Path
+    """Where metrics.jsonl rows of steps this attempt redoes are moved (RUN_DIR/superseded/<time>/)."""
     _tokenizer: Any = field(default=None, repr=False)
 
     # ---------------------------------------------------------------- sizes
@@ -81,21 +84,41 @@ class StageContext:
 
     # ---------------------------------------------------------------- checkpoints
     def resume_from(self, backend: Any, fingerprint: str) -> int:
-        """The step to start at: 0, or the step of the newest checkpoint when resuming."""
+        """The step to start at: 0, or the step of the newest checkpoint when resuming. Rows that
+        metrics.jsonl holds for later steps (logged before a kill, redone now) move to superseded/."""
         from rlvr.checkpoint import latest_checkpoint, load_checkpoint
 
         path = latest_checkpoint(self.run.checkpoints(self.name)) if self.resume else None
-        if path is None:
-            return 0
-        state = load_checkpoint(backend, path, self.world)
-        if state.get("data_fingerprint") != fingerprint:
-            raise RuntimeError(
-                f"{path}: the stage's data changed since this checkpoint was written "
-                f"({state.get('data_fingerprint')} != {fingerprint}); resuming would skip or repeat rows. "
-                "Start a new run (or restore the data)."
-            )
-        self.world.print0(f"[{self.name}] resumed from {path} (step {state['step']})")
-        return int(state["step"])
+        start = 0
+        if path is not None:
+            state = load_checkpoint(backend, path, self.world)
+            if state.get("data_fingerprint") != fingerprint:
+                raise RuntimeError(
+                    f"{path}: the stage's data changed since this checkpoint was written "
+                    f"({state.get('data_fingerprint')} != {fingerprint}); resuming would skip or repeat rows. "
+                    "Start a new run (or restore the data)."
+                )
+            start = int(state["step"])
+            self.world.print0(f"[{self.name}] resumed from {path} (step {start})")
+        elif self.resume:
+            why = ("save_every is 0, so it checkpoints only at its end" if not self.cfg.save_every
+                   else f"it stopped before its first checkpoint (save_every {self.cfg.save_every})")
+            self.world.print0(f"[{self.name}] restarting from step 0: no checkpoint in "
+                              f"{self.run.checkpoints(self.name)} ({why})")
+        if self.world.is_main:
+            redone = self.run.move_metric_rows(
+                lambda row: row.get("stage") == self.name and not (0 < start and row.get("step", 0) <= start),
+                self.superseded / "metrics.jsonl")
+            if redone:
+                print(f"[{self.name}] moved {redone} metrics.jsonl row(s) of steps after {start} (redone now) "
+                      f"to {self.superseded}/", flush=True)
+        self.world.barrier()
+        return start
+
+    def history(self, start: int) -> list[dict[str, Any]]:
+        """The rows the stage logged for steps 1..start before a resume (empty from step 0), so its
+        summary covers every step, as an uninterrupted run's does."""
+        return self.run.stage_history(self.name, start)
 
     def save(self, backend: Any, step: int, fingerprint: str) -> Path:
         from rlvr.checkpoint import save_checkpoint
@@ -124,14 +147,15 @@ class StageContext:
         return final
 
     def stop_if_preempted(self, backend: Any, step: int, fingerprint: str) -> None:
-        """At a step boundary: when preemption was requested, checkpoint `step` and raise Preempted."""
+        """At a step boundary: when a stop was requested (preemption, SIGTERM, Ctrl-C), checkpoint
+        `step` and raise Preempted."""
         from rlvr import preempt
 
-        if preempt.requested(self.run.root, self.world):
+        if reason := preempt.requested(self.run.root, self.world):
             path = self.save(backend, step, fingerprint)
             preempt.acknowledge(self.run.root, self.name, step, path, self.world)
             backend.close()
-            raise preempt.Preempted(self.name, step, path)
+            raise preempt.Preempted(self.name, step, path, reason)
 
     def export(self, backend: Any, tokenizer: Any, path: Path | None = None) -> Path:
         """Write final/ (or `path`) atomically: <name>.tmp, then rename."""

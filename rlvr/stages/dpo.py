@@ -266,7 +266,7 @@ def main(ctx: StageContext) -> StageResult:
     world.print0(f"[{cfg.name}] {len(items)} pairs, global batch {G} pairs, beta {cfg.beta}, loss {cfg.loss}; "
                  f"steps {start}->{total}")
     bar = progress(total, cfg.name, enabled=world.is_main, initial=start)
-    history = []
+    history = ctx.history(start)  # the steps before a resume: the summary covers the whole stage
     for step in range(start, total):
         t0 = time.perf_counter()
         rows = order.global_batch(step, G)

@@ -441,7 +441,7 @@ def main(ctx: StageContext) -> StageResult:
     if validation is not None and start == 0 and validation.due(0, plan.total_steps):
         ctx.tracker.log(cfg.name, 0, validation.run(generator, verifier, 0))
     bar = progress(plan.total_steps, cfg.name, enabled=world.is_main, initial=start)
-    history: list[dict[str, float]] = []
+    history = ctx.history(start)  # the steps before a resume: the summary covers the whole stage
     for step in range(start, plan.total_steps):
         t0 = time.perf_counter()
         temp = temperature_at(cfg.temperature, step, plan.total_steps)

@@ -1,7 +1,8 @@
 """The `eval` stage inside a recipe: it evaluates the previous training stage's output, writes the
 sweep layout under stages/<name>/eval/ and `accuracy` into summary.json, and the training stage after
 it still starts from the previous *training* stage's output. --resume counts it done by its
-scores.json; --from-stage reruns it from its cache. export_every writes loadable step exports."""
+scores.json; --from-stage evaluates again (its old directory, cache included, moved to superseded/).
+export_every writes loadable step exports."""
 
 from __future__ import annotations
 
@@ -58,13 +59,13 @@ def test_eval_stage_scores_the_previous_training_stage_and_passes_it_on(tmp_path
     assert proc.returncode == 0, tail(proc)
     assert proc.stdout.count("skipped: already done") == 3, tail(proc)
 
-    proc = _run(run, "--from-stage", "check")  # reruns the eval from its cache, then trains `more` again
+    proc = _run(run, "--from-stage", "check")  # evaluates again (old eval dir moved aside), then trains `more` again
     assert proc.returncode == 0, tail(proc)
-    assert "rlvr eval: 0 completions generated, 4 reused from the cache" in proc.stdout, tail(proc)
+    assert "rlvr eval: 4 completions generated, 0 reused from the cache" in proc.stdout, tail(proc)
     assert f"[more] start: sft from {run / 'stages' / 'sft' / 'final'}" in proc.stdout
+    assert len(list((run / "superseded").glob("*/stages/check/eval/generations"))) == 1
 
-    # sft retrained in place: the eval's cached answers belong to the old weights and are regenerated
+    # sft retrained: every later stage's outputs, the eval's cached answers included, are moved aside
     proc = _run(run, "--from-stage", "sft")
     assert proc.returncode == 0, tail(proc)
-    assert "[check] 1 cached file(s) came from earlier weights" in proc.stdout, tail(proc)
     assert "rlvr eval: 4 completions generated, 0 reused from the cache" in proc.stdout, tail(proc)

@@ -162,9 +162,8 @@ def assert_same_result(run_dir: Path, ref: Path) -> None:
         ("a", "done", 4),
         ("b", "done", SFT_STEPS),
     ]
-    # summary metrics except timing and loss_first (after a resume, the runner reports the first loss
-    # of the resumed segment there; the logged rows above are the full comparison)
-    skip = ("seconds", "loss_first")
+    # summary metrics except timing (a resumed stage's summary covers its steps before the resume too)
+    skip = ("seconds",)
     for s, r in zip(summary["stages"], ref_summary["stages"], strict=True):
         assert {k: v for k, v in s["metrics"].items() if k not in skip} == {
             k: v for k, v in r["metrics"].items() if k not in skip
@@ -331,7 +330,8 @@ def test_usr1_during_an_rl_stage_resumes_to_the_same_result(tmp_path, cluster):
 @pytest.mark.slow
 def test_hard_requeue_restarts_from_the_newest_checkpoint(tmp_path, reference):
     """No warning (SLURM preemption with PreemptMode=REQUEUE, node failure, `scontrol requeue`): the
-    restarted job sees SLURM_RESTART_COUNT=1 and resumes from the newest periodic checkpoint."""
+    restarted job sees SLURM_RESTART_COUNT=1 and resumes from the newest checkpoint: a periodic one,
+    or the one the ranks write at their next step boundary on the requeue's SIGTERM."""
     run_dir = tmp_path / "run"
     jid = submit(tmp_path, run_dir, *OVERRIDES)
     deadline = time.time() + 240
@@ -348,7 +348,7 @@ def test_hard_requeue_restarts_from_the_newest_checkpoint(tmp_path, reference):
     assert "SIGUSR1: asking" not in log
     assert f"job {jid} (restart 1)" in log and "(resuming)" in log
     m = re.search(r"resumed from \S+/stages/b/checkpoints/step-(\d+)", log)
-    assert m and int(m.group(1)) >= SAVE_EVERY and int(m.group(1)) % SAVE_EVERY == 0, log[-6000:]
+    assert m and int(m.group(1)) >= SAVE_EVERY, log[-6000:]
     assert_same_result(run_dir, reference)
 
 
