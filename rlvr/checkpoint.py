@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from rlvr.rundir import write_atomic
+from rlvr.schema import UserError
 from rlvr.world import World
 
 STEP_DIR = re.compile(r"^step-(\d+)$")
@@ -87,7 +88,7 @@ def load_checkpoint(backend: Any, path: Path, world: World) -> dict[str, Any]:
 
     state = json.loads((path / "trainer_state.json").read_text())
     if state.get("world_size", world.world_size) != world.world_size:
-        raise RuntimeError(
+        raise UserError(
             f"{path} was written by {state['world_size']} ranks, this run has {world.world_size}; "
             "resume with the same number of ranks"
         )

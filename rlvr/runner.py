@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import yaml
 from rlvr import preempt
 from rlvr.config import Recipe, dump_recipe
 from rlvr.rundir import LockHeld, RunDir, describe_holder, now_stamp, release_lock, take_lock, write_atomic
+from rlvr.schema import UserError
 from rlvr.stages import STAGES
 from rlvr.stages.context import StageContext
 from rlvr.tracking import Tracker, quiet_libraries
@@ -349,6 +351,11 @@ def _run_stage(recipe: Recipe, run: RunDir, world: World, tracker: Tracker, i: i
         _stopped(run, world, plan.summary, entry, reason)
         raise RunError(f"stage {stage.name}: stopped at once ({reason}); `rlvr run ... --resume` continues from "
                        "its newest checkpoint", exit_code=preempt.EXIT_CODES[reason]) from None
+    except UserError as err:  # a mistake in the recipe's inputs: the message names it and the fix
+        _stopped(run, world, plan.summary, entry, "failed")
+        if os.environ.get("RLVR_DEBUG"):
+            raise
+        raise RunError(f"stage {stage.name}: {err}", exit_code=2) from None
     except BaseException:
         entry["status"] = "failed"
         if world.is_main:

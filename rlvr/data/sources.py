@@ -107,6 +107,8 @@ def load_rows(cfg: DataConfig, *, needs: tuple[str, ...] | None = None, with_ids
         raw, where = _read_hub(cfg), f"hub:{cfg.hub}[{cfg.split}]"
     else:
         raise DataError("data.spec must be expanded by the recipe loader before loading rows")
+    if not raw:
+        raise DataError(f"{where}: no rows (an empty file?); a stage needs at least one")
     if cfg.limit:
         raw = raw[: cfg.limit]
     required = set(cfg.fields) | (set(needs) if needs is not None else set(cfg.mapping()))

@@ -11,6 +11,7 @@ from typing import Any
 
 from rlvr.config import Recipe
 from rlvr.rundir import RunDir
+from rlvr.schema import UserError
 from rlvr.tracking import Tracker
 from rlvr.world import World
 
@@ -93,7 +94,7 @@ class StageContext:
         if path is not None:
             state = load_checkpoint(backend, path, self.world)
             if state.get("data_fingerprint") != fingerprint:
-                raise RuntimeError(
+                raise UserError(
                     f"{path}: the stage's data changed since this checkpoint was written "
                     f"({state.get('data_fingerprint')} != {fingerprint}); resuming would skip or repeat rows. "
                     "Start a new run (or restore the data)."

@@ -35,6 +35,7 @@ from rlvr.data.order import EpochOrder
 from rlvr.data.sources import load_rows, map_rows
 from rlvr.rl.batching import pack_by_budget, pad_parts, padded_positions
 from rlvr.rl.dpo import dpo_loss
+from rlvr.schema import UserError
 from rlvr.stages.causal_lm import token_nll
 from rlvr.stages.context import StageContext, StageResult, fingerprint
 from rlvr.tracking import progress
@@ -55,7 +56,7 @@ def judged_groups_from_policy(ctx: StageContext, tokenizer: Any) -> list[dict[st
                                 seed=ctx.recipe.seed)
     if generator.dp_size != world.world_size:
         generator.close()
-        raise ValueError(f"stage {cfg.name}: generation.tensor_parallel_size > 1 is not supported by this stage yet "
+        raise UserError(f"stage {cfg.name}: generation.tensor_parallel_size > 1 is not supported by this stage yet "
                          "(it shards prompts one engine per rank); use tensor_parallel_size: 1")
     sampling = Sampling(n=cfg.pairs.rollouts_per_prompt, temperature=cfg.pairs.temperature, top_p=cfg.pairs.top_p,
                         max_tokens=cfg.pairs.max_response_tokens, seed=ctx.recipe.seed,
@@ -91,7 +92,7 @@ def judged_groups_from_file(ctx: StageContext) -> list[dict[str, Any]]:
     need = [i for i, r in enumerate(rows) if r.get("correct", "") == ""]
     missing_gold = [i for i in need if not rows[i].get("gold")]
     if missing_gold:
-        raise ValueError(f"{path}: row {missing_gold[0]} has neither a `correct` flag nor a `gold` answer to judge against")
+        raise UserError(f"{path}: row {missing_gold[0]} has neither a `correct` flag nor a `gold` answer to judge against")
     with Verifier(ctx.recipe.verifier) as verifier:
         verdicts = verifier.verify_batch([rows[i]["completion"] for i in need], [rows[i]["gold"] for i in need])
     judged = {i: v for i, v in zip(need, verdicts, strict=True)}
@@ -143,7 +144,7 @@ def build_pairs(ctx: StageContext, tokenizer: Any) -> list[dict[str, Any]]:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text("".join(json.dumps(p) + "\n" for p in pairs))
     if not pairs:
-        raise ValueError(f"stage {cfg.name}: no preference pairs (every prompt had only correct or only incorrect "
+        raise UserError(f"stage {cfg.name}: no preference pairs (every prompt had only correct or only incorrect "
                          "responses); sample more rollouts per prompt, or use harder/easier prompts")
     return pairs
 
@@ -201,7 +202,7 @@ def tokenize_pairs(ctx: StageContext, tokenizer: Any, pairs: list[dict[str, Any]
     if no_step:
         ctx.world.print0(f"[{cfg.name}] dropped {no_step} pairs with no divergent step on one side (span: divergent_step)")
     if not out:
-        raise ValueError(f"stage {cfg.name}: no pair fits pairs.max_len={cfg.pairs.max_len}")
+        raise UserError(f"stage {cfg.name}: no pair fits pairs.max_len={cfg.pairs.max_len}")
     return out
 
 

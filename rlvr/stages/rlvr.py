@@ -58,6 +58,7 @@ from rlvr.rl.example_log import ExampleLog, count_examples
 from rlvr.rl.layouts import forward_response, micro_batch_splitter, micro_batches, pad_rows
 from rlvr.rl.losses import kl
 from rlvr.rl.objectives import OBJECTIVES, ObjectiveConfig, ObjectiveInputs
+from rlvr.schema import UserError
 from rlvr.stages.context import StageContext, StageResult, fingerprint
 from rlvr.tracking import progress
 
@@ -107,7 +108,7 @@ def build_prompts(cfg: RlvrStage, world: Any, tokenizer: Any) -> list[dict[str, 
     if too_long:
         world.print0(f"[{cfg.name}] dropped {too_long} prompts longer than max_prompt_tokens={cfg.max_prompt_tokens}")
     if not prompts:
-        raise ValueError(f"stage {cfg.name}: no prompt fits max_prompt_tokens={cfg.max_prompt_tokens}")
+        raise UserError(f"stage {cfg.name}: no prompt fits max_prompt_tokens={cfg.max_prompt_tokens}")
     return prompts
 
 
@@ -115,7 +116,7 @@ def plan_batches(cfg: RlvrStage, W: int, micro_batch_size: int, n_prompts: int) 
     """How a step's prompts become optimizer updates on `W` ranks."""
     mini = cfg.mini_batch_prompts or cfg.prompts_per_step
     if cfg.prompts_per_step % W or mini % W:
-        raise ValueError(f"stage {cfg.name}: prompts_per_step ({cfg.prompts_per_step}) and mini_batch_prompts "
+        raise UserError(f"stage {cfg.name}: prompts_per_step ({cfg.prompts_per_step}) and mini_batch_prompts "
                          f"({mini}) must be multiples of the number of ranks ({W})")
     seqs = mini // W * cfg.rollouts_per_prompt
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * n_prompts / cfg.prompts_per_step))
@@ -409,7 +410,7 @@ def main(ctx: StageContext) -> StageResult:
     generator = build_generator(cfg.generation, ctx.input_model, world, dtype=ctx.recipe.model.dtype, seed=ctx.recipe.seed)
     if generator.dp_size != world.world_size:
         generator.close()
-        raise ValueError(f"stage {cfg.name}: generation.tensor_parallel_size > 1 is not supported by this stage yet "
+        raise UserError(f"stage {cfg.name}: generation.tensor_parallel_size > 1 is not supported by this stage yet "
                          "(it shards prompts one engine per rank); use tensor_parallel_size: 1")
     verifier = Verifier(ctx.recipe.verifier)
     verifier.start()  # its fallback workers start (sympy imports) during setup, not inside the first step that needs them

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from rlvr.data.lm import Example, pack_examples, sft_example
 from rlvr.data.sources import LM_DEFAULT_NEEDS, LM_NEEDS, load_rows
+from rlvr.schema import UserError
 from rlvr.stages.causal_lm import train_causal_lm
 from rlvr.stages.context import StageContext, StageResult
 
@@ -25,7 +26,7 @@ def build_examples(ctx: StageContext, tokenizer) -> list[Example]:
         ctx.world.print0(f"[{cfg.name}] dropped {len(examples) - len(kept)} of {len(examples)} examples "
                          f"longer than max_len={cfg.max_len}")
     if not kept:
-        raise ValueError(f"stage {cfg.name}: no example fits max_len={cfg.max_len}")
+        raise UserError(f"stage {cfg.name}: no example fits max_len={cfg.max_len}")
     if cfg.packing:
         kept = pack_examples(kept, cfg.max_len, tokenizer.pad_token_id)
     return kept
