@@ -38,6 +38,40 @@ def latest_checkpoint(directory: Path) -> Path | None:
     return found[-1][1] if found else None
 
 
+class CheckpointDamaged(RuntimeError):
+    """A checkpoint whose files are not those that were written (truncated, missing)."""
+
+
+def load_newest_intact(backend: Any, directory: Path, world: World) -> tuple[Path, dict[str, Any]] | None:
+    """Restore the newest checkpoint of `directory` that every rank can read; returns (path, its
+    trainer_state) or None when there is none. A checkpoint a file of which cannot be read (truncated
+    by a full disk, damaged by hand) is named with the error and the next older one is tried: a load
+    restores weights, optimizer, schedule and RNG in full, so a failed attempt leaves nothing behind
+    once an older one loads. If checkpoints exist but none loads, the stage must not silently start from
+    step 0 with half-restored weights: that is a UserError naming each failure."""
+    found = list_checkpoints(directory)
+    failures = []
+    for _, path in reversed(found):
+        error = None
+        try:
+            state = load_checkpoint(backend, path, world)
+        except UserError:  # written by another number of ranks: not damage, and older ones share it
+            raise
+        except Exception as err:  # noqa: BLE001 - any unreadable file: torch, safetensors, JSON, OS errors
+            error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        errors = [e for e in world.all_gather_object(error) if e is not None]
+        if not errors:
+            if failures:
+                world.print0(f"warning: resumed from the older checkpoint {path}: " + "; ".join(failures))
+            return path, state
+        failures.append(f"{path} could not be read ({errors[0]})")
+        world.print0(f"warning: {failures[-1]}; trying an older checkpoint")
+    if failures:
+        raise UserError("no intact checkpoint to resume from: " + "; ".join(failures)
+                        + f". Move {directory} aside to restart the stage from step 0.")
+    return None
+
+
 def _rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     tensors = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -72,7 +106,10 @@ def save_checkpoint(backend: Any, directory: Path, step: int, state: dict[str, A
     (tmp / f"rng-rank{world.rank}.json").write_text(json.dumps(extra))
     world.barrier()
     if world.is_main:
-        write_atomic(tmp / "trainer_state.json", json.dumps({"step": step, "world_size": world.world_size, **state}, indent=2))
+        # every file's size, so a resume names a truncated or missing file instead of failing inside torch.load
+        files = {str(f.relative_to(tmp)): f.stat().st_size for f in sorted(tmp.rglob("*")) if f.is_file()}
+        write_atomic(tmp / "trainer_state.json", json.dumps({"step": step, "world_size": world.world_size, **state,
+                                                             "files": files}, indent=2))
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
@@ -92,6 +129,12 @@ def load_checkpoint(backend: Any, path: Path, world: World) -> dict[str, Any]:
             f"{path} was written by {state['world_size']} ranks, this run has {world.world_size}; "
             "resume with the same number of ranks"
         )
+    damaged = [f"{name} is missing" if not (path / name).is_file() else
+               f"{name} has {(path / name).stat().st_size} bytes, {size} were written"
+               for name, size in state.get("files", {}).items()
+               if not (path / name).is_file() or (path / name).stat().st_size != size]
+    if damaged:
+        raise CheckpointDamaged(f"{path}: " + "; ".join(damaged))
     backend.load_state(path)
     rng = path / f"rng-rank{world.rank}.safetensors"
     if rng.is_file():

@@ -164,6 +164,26 @@ def test_a_stage_without_a_checkpoint_says_it_restarts_from_step_0(straight, tmp
     assert [r["step"] for r in _rows(run_dir)] == list(range(1, 21))
 
 
+def test_a_damaged_checkpoint_is_named_and_an_older_intact_one_resumes(straight, tmp_path):
+    run_dir = _unfinished(straight, tmp_path, killed_after=20)  # step-15 and step-20 kept, no final
+    shard = run_dir / "stages" / "b" / "checkpoints" / "step-20" / "deepspeed" / "mp_rank_00_model_states.pt"
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])  # a disk that filled up
+    proc = _rlvr(run_dir, "--resume")
+    assert proc.returncode == 0, tail(proc)
+    assert "step-20 could not be read" in proc.stdout and "deepspeed/mp_rank_00_model_states.pt has" in proc.stdout, proc.stdout
+    assert "resumed from the older checkpoint" in proc.stdout and "(step 15)" in proc.stdout
+    assert _same(_weights(run_dir), _weights(straight))
+
+
+def test_no_intact_checkpoint_is_a_clear_error_not_a_restart(straight, tmp_path):
+    run_dir = _unfinished(straight, tmp_path, killed_after=17)  # only step-15
+    (run_dir / "stages" / "b" / "checkpoints" / "step-15" / "deepspeed" / "mp_rank_00_model_states.pt").unlink()
+    proc = _rlvr(run_dir, "--resume")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, tail(proc)
+    assert "no intact checkpoint to resume from" in proc.stderr and "mp_rank_00_model_states.pt is missing" in proc.stderr
+    assert _summary(run_dir)["stages"][0]["status"] == "done"  # the finished stage's record stays
+
+
 def test_shipped_tiny_recipes_checkpoint_periodically():
     from rlvr.config import load_recipe
 

@@ -87,12 +87,12 @@ class StageContext:
     def resume_from(self, backend: Any, fingerprint: str) -> int:
         """The step to start at: 0, or the step of the newest checkpoint when resuming. Rows that
         metrics.jsonl holds for later steps (logged before a kill, redone now) move to superseded/."""
-        from rlvr.checkpoint import latest_checkpoint, load_checkpoint
+        from rlvr.checkpoint import load_newest_intact
 
-        path = latest_checkpoint(self.run.checkpoints(self.name)) if self.resume else None
+        loaded = load_newest_intact(backend, self.run.checkpoints(self.name), self.world) if self.resume else None
         start = 0
-        if path is not None:
-            state = load_checkpoint(backend, path, self.world)
+        if loaded is not None:
+            path, state = loaded
             if state.get("data_fingerprint") != fingerprint:
                 raise UserError(
                     f"{path}: the stage's data changed since this checkpoint was written "
