@@ -4,8 +4,8 @@ Usage: torchrun --nproc_per_node 2 worker_independent.py MODEL_DIR OUT_JSON
    or: python worker_independent.py MODEL_DIR OUT_JSON          (the single-process reference)
 
 Each rank gets its share of PROMPTS (uneven counts and lengths, and a call where rank 0 has none), and
-rank 1 makes calls rank 0 does not make at all: in data-parallel lockstep that hangs, with independent
-engines it cannot. Then seeded sampling per rank, a per-rank weight sync (each rank pushes *different*
+rank 1 makes calls rank 0 does not make at all: engines in data-parallel lockstep hang or pair mismatched
+collectives there (the old layout dies), independent engines cannot. Then seeded sampling per rank, a per-rank weight sync (each rank pushes *different*
 weights, so each engine is provably its own) with the probe, and the trainer's process group in use
 after the engines are closed. Rank 0 writes the JSON (the reference run writes its own).
 """
