@@ -41,6 +41,9 @@ NNODES=${SLURM_NNODES:-1}
 RESTARTS=${SLURM_RESTART_COUNT:-0}
 cd "${RLVR_WORKDIR:-${SLURM_SUBMIT_DIR:-$PWD}}" || die "cannot cd to the work directory"
 # Site setup (module load, caches on shared storage, NCCL settings): a file sourced here, if named.
+# vLLM runs one independent engine per rank (docs/generation.md): no gloo traffic per engine step, only
+# once at engine start (vLLM's gloo groups and one memory all-reduce). Set GLOO_SOCKET_IFNAME there only
+# if gloo's default interface cannot reach the other nodes.
 if [ -n "${RLVR_ENV_FILE:-}" ]; then
   # shellcheck disable=SC1090
   source "$RLVR_ENV_FILE" || die "RLVR_ENV_FILE=$RLVR_ENV_FILE failed"

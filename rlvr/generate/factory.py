@@ -14,9 +14,11 @@ if TYPE_CHECKING:
 def build_generator(config: GenerationConfig, model_path: str, world: World, *, dtype: str, seed: int) -> Generator:
     """Start the configured backend on `model_path` (an HF checkpoint directory or hub id).
 
-    `dtype` is the trainer's dtype, used when config.dtype is "auto". The engine's seed is seed + rank,
-    so ranks sample differently. Under torchrun every rank must call this (vLLM joins the process
-    group; call after the training backend initialised torch.distributed)."""
+    `dtype` is the trainer's dtype, used when config.dtype is "auto". Under torchrun each rank (each
+    tensor-parallel group) gets its own independent engine seeded with seed + dp_rank, so ranks sample
+    differently. Every rank must call this, together: vLLM builds its groups as subgroups of the default
+    process group (created here if the training backend has not yet). After that, generate and score
+    never wait on another rank's engine."""
     dtype = dtype if config.dtype == "auto" else config.dtype
     if config.backend == "vllm":
         from rlvr.generate.vllm_engine import VLLMGenerator

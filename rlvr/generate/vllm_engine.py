@@ -1,10 +1,14 @@
-"""vLLM colocated in the training ranks: one engine per data-parallel rank, in the trainer's process.
+"""vLLM colocated in the training ranks: one independent engine per rank (per tensor-parallel group).
 
-Layout (docs/generation.md): without torchrun the engine runs in-process
+Layout (docs/generation.md, "One engine per rank"): without torchrun the engine runs in-process
 (VLLM_ENABLE_V1_MULTIPROCESSING=0, 2 s start instead of 14 s on CPU). Under torchrun each rank builds
-its engine with distributed_executor_backend="external_launcher" and
-data_parallel_size = world_size / tensor_parallel_size; vLLM reuses torch.distributed and keeps its
-data-parallel ranks in step with one all-reduce per engine step, so generate/score are collective.
+its engine with distributed_executor_backend="external_launcher", tensor_parallel_size=tp and *no*
+data_parallel_size (TRL's colocate mode; verl's "external DP"). vLLM then reuses the trainer's default
+process group, splits it into groups of tp ranks, and an engine step talks only inside its own group:
+no all-reduce across engines per step, so a rank with 0 tokens scheduled cannot leave the others waiting
+(vLLM's V2 GPU runner skips the data-parallel sync on such steps: a hang in lockstep). Engine start and
+shutdown are still collective (vLLM creates and destroys its groups on every rank), generate/score not.
+Each engine has its own seed (seed + dp_rank) and gets its own share of the requests from the caller.
 
 Weight sync: `collective_rpc("reload_weights", kwargs={"weights_iterator": ...})` (vLLM's layer-wise
 reload, which reruns the CPU weight pre-packing; `load_weights` breaks on CPU), then
@@ -78,8 +82,11 @@ class VLLMGenerator:
             # cannot do). RL batches exceed one scheduler step's tokens, so prefills are never chunked on CPU.
             kwargs["enable_chunked_prefill"] = False
         if world.distributed:
+            # vLLM reads RANK/LOCAL_RANK (and MASTER_ADDR/PORT if it had to create the group) from torchrun.
+            # The default group must exist first: vLLM would otherwise create one of tp ranks with this
+            # rank's global RANK ("rank < size" on CPU). Its groups are then subgroups of the trainer's.
+            world.init()
             kwargs["distributed_executor_backend"] = "external_launcher"
-            kwargs["data_parallel_size"] = self.dp_size
         else:
             os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
@@ -118,9 +125,9 @@ class VLLMGenerator:
             for i in range(len(prompts))
         ]
         start = time.perf_counter()
-        # A rank with no requests still enters vLLM's step loop: data-parallel engines step together.
-        outs = self.llm.generate(
-            [{"prompt_token_ids": p} for p in prompts], params or self._params(sampling, None),
+        # Independent engines: a rank with no requests returns at once (no step loop to join).
+        outs = [] if not prompts else self.llm.generate(
+            [{"prompt_token_ids": p} for p in prompts], params,
             use_tqdm=self.config.use_tqdm and self.world.is_main,
         )
         seconds = time.perf_counter() - start
@@ -142,6 +149,8 @@ class VLLMGenerator:
 
     def score(self, sequences: list[list[int]]) -> list[list[float]]:
         self.wake()
+        if not sequences:
+            return []
         params = self._params(Sampling(n=1, temperature=1.0, max_tokens=1), None, prompt_logprobs=0)
         outs = self.llm.generate([{"prompt_token_ids": s} for s in sequences], params, use_tqdm=False)
         return [
