@@ -72,8 +72,10 @@ class Completion:
 class Generator(Protocol):
     """What the RL and DPO stages and evaluation call. Implemented by VLLMGenerator and HFGenerator.
 
-    Under torchrun every method is collective: all ranks call it, in the same order (ranks may pass
-    different requests, including none)."""
+    Under torchrun each rank (each tensor-parallel group) has its own engine: `generate` and `score`
+    involve no other rank, so ranks may call them different numbers of times with different requests,
+    including none (docs/generation.md). Building the engine, `sync_weights` (ZeRO-3 gathers) and
+    `close` are collective: all ranks call them, in the same order."""
 
     last_stats: dict[str, float]
     """Metrics of the latest generate call: gen/tokens, gen/prompt_tokens, gen/sequences, gen/seconds,
