@@ -45,8 +45,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "verify"))
 
-from cases import CASES  # noqa: E402
 import test_paper_policies as paper  # noqa: E402
+from cases import CASES  # noqa: E402
 
 from rlvr.verify import Verifier, VerifierConfig  # noqa: E402
 

@@ -12,7 +12,9 @@ What is written (all under DIR):
   was made (grader policy, template, temperature, top_p, k, max tokens, seed) and the per-cell details
   (pass@k, maj@k, 95% interval); for runs the stage table and training curves; and what is absent.
 - scores.csv: one row per scores.json row (fractions in [0, 1], as in scores.json) plus one row per
-  6-benchmark average.
+  6-benchmark average; with several graders an `avg@k[<grader>]` column per grader.
+- with several graders (scores.json `disagreements`): a "Grader disagreements" section, per
+  checkpoint x benchmark x setting the completions the graders disagree on, with examples.
 - plots/score_vs_step.png (checkpoints with steps), plots/scores_by_stage.png (run) or
   plots/scores_by_checkpoint.png (eval dir), plots/training_<stage>.png (metrics.jsonl).
 

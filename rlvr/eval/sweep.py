@@ -1,13 +1,15 @@
 """Run a sweep: generate what the cache lacks, judge it with the shared verifier, score, report.
 
 For each checkpoint, benchmark, setting and seed (rlvr.eval.spec.Sweep), in order:
-  1. read the cache file (rlvr.eval.cache); rows judged under another grader than the sweep's are
-     re-judged from their cached completions (nothing is generated for them);
+  1. read the cache file (rlvr.eval.cache); every grader of the benchmark (the `verifier`, or each of
+     `graders`) that has not judged its rows with its current settings re-judges them from the cached
+     completions (nothing is generated for them);
   2. the (problem, sample) pairs it lacks are generated in chunks of `chunk_size` pairs, judged, and
      appended, so a killed sweep resumes where it stopped. The engine starts only when a checkpoint
      has something to generate: a finished sweep reruns without loading a model;
   3. one progress line per (checkpoint, benchmark): each setting's avg@k, what was generated, seconds.
-Then OUT/scores.json (one row per checkpoint x benchmark x setting x seed) and the report.
+Then OUT/scores.json (one row per checkpoint x benchmark x setting x seed x grader, and with several
+graders the completions they disagree on) and the report.
 
 Sampling is reproducible: a chunk is sampled with seed (seed, chunk number) and request i of rank r
 with blake2b(that, r, i) (rlvr.generate), over a fixed order of pairs (problem by problem, k samples

@@ -2,12 +2,13 @@
 
 It runs the same sweep as `rlvr eval` (rlvr/eval/sweep.py) on one checkpoint, the stage's input model
 (`init: previous` = the latest training stage's output, or the recipe model), judged by the recipe's
-`verifier` (or by each of its `graders`), and writes the same layout under RUN_DIR/stages/<name>/eval/ (generations/ cache,
-spec.yaml, scores.json, report). The stage trains nothing and produces no model: the stage after it
-starts from the previous training stage's output. Its summary metrics are `accuracy` (mean avg@k over
-its benchmarks) and each benchmark's avg@k, under the first grader; with several `graders` also each
-other grader's (`<grader>/accuracy`) and `disagree` (rlvr.eval.sweep.summary_metrics); the runner counts it done once scores.json exists, and a
-rerun reuses its cache.
+`verifier` (or by each of its `graders`), and writes the same layout under RUN_DIR/stages/<name>/eval/
+(generations/ cache, spec.yaml, scores.json, report). The stage trains nothing and produces no model:
+the stage after it starts from the previous training stage's output. Its summary metrics are
+`accuracy` (mean avg@k over its benchmarks) and each benchmark's avg@k, under the first grader; with
+several `graders` also each other grader's (`<grader>/accuracy`) and `disagree`
+(rlvr.eval.sweep.summary_metrics). The runner counts it done once scores.json exists, and a rerun
+reuses its cache.
 
 Launch: as part of `rlvr run RECIPE` (one process, or torchrun: the sweep shards across ranks).
 """
