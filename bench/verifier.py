@@ -2,14 +2,20 @@
 
     python bench/verifier.py                 # labelled table + 4 synthetic RL steps, pinned to one core
     python bench/verifier.py --rl-steps 1 --no-pin
+    python bench/verifier.py --paper-only    # only the paper policies' tables and RL throughput
 
-Two case sets:
+Case sets:
 
 * the labelled table of tests/verify/cases.py (normal and adversarial groups, policy-tagged cases
   counted apart);
 * synthetic RL batches: steps of 64 prompts x 16 rollouts of long chain-of-thought text (about 11 k
   characters) ending in a boxed answer; golds are MATH500 answers, about 65 % integers; rollouts
-  repeat answers the way sampled groups do, with wrong, unboxed, truncated and hedged ones mixed in.
+  repeat answers the way sampled groups do, with wrong, unboxed, truncated and hedged ones mixed in;
+* the paper policies (`one_shot_reward`, `qwen_math_eval`): their labelled tables
+  (tests/verify/test_paper_policies.py ONE_SHOT and QWEN, each case labelled with the ORIGINAL
+  grader's decision), agreement of the policy and of math-verify with those labels, and the policy's
+  throughput on the same RL batches as above (qwen_math_eval with math500's rules), against
+  math-verify's on those batches in the same run.
 
 math-verify runs as verl/lighteval wrap it: gold parsed from ``\\boxed{gold}`` with
 ``LatexExtractionConfig``, the prediction with ``parse()`` defaults, ``verify()`` defaults (its own
@@ -31,7 +37,7 @@ import random
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import wait
 from pathlib import Path
 
@@ -39,6 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "verify"))
 
+import test_paper_policies as paper  # noqa: E402
 from cases import CASES  # noqa: E402
 
 from rlvr.verify import Verifier, VerifierConfig  # noqa: E402
@@ -56,6 +63,7 @@ class Item:
     policy: bool = False
     config: str = "math"
     truncated: bool = False
+    benchmark: str | None = None
 
 
 # ------------------------------------------------------------------ math-verify in a killable worker
@@ -229,6 +237,7 @@ def run_rlvr(items: list[Item], verifier_for) -> tuple[list[bool], list[float], 
             [items[i].prediction for i in idx],
             [items[i].gold for i in idx],
             truncated=[items[i].truncated for i in idx],
+            benchmarks=[items[i].benchmark for i in idx],
         )
         wall += time.perf_counter() - start
         for i, res in zip(idx, results, strict=True):
@@ -308,6 +317,58 @@ def bench_rl(args, runner: MathVerifyRunner) -> dict:
     return out
 
 
+def paper_items() -> dict[str, list[Item]]:
+    """The paper policies' labelled tables; labels are the original graders' decisions."""
+    golds = paper.golds.__wrapped__(SHARED_DATA)  # the fixture's function: golds read from the benchmark files
+    one_shot = [Item(n, p, g, e, "one_shot_reward", config="one_shot_reward") for n, p, g, e in paper.ONE_SHOT]
+    qwen = [Item(n, p, golds.get(g, g), e, "qwen_math_eval", config="qwen_math_eval", truncated=True, benchmark=b)
+            for n, b, p, g, e in paper.QWEN]
+    return {"one_shot_reward": one_shot, "qwen_math_eval": qwen}
+
+
+def bench_paper(args, runner: MathVerifyRunner, mv_rl: dict | None, batches: list[list[Item]]) -> dict:
+    """Each paper policy: agreement with its labelled table (and math-verify's on the same cases), and
+    throughput on the RL batches through one Verifier (cache and pool persist, as in training), against
+    math-verify's on those batches. The policy's workers are started first, as the RL stage does
+    during setup (Verifier.start), and given a moment to import sympy."""
+    out: dict = {}
+    for policy, items in paper_items().items():
+        verifier = Verifier(VerifierConfig(policy=policy, workers=1, timeout=args.timeout))
+        verifier.start()
+        time.sleep(3.0)
+        table = stats(items, *run_rlvr(items, lambda _p, v=verifier: v))
+        mv = stats(items, *run_math_verify([_mv_item(it) for it in items], runner))
+        report(f"{policy}: labelled table (labels = the original grader's decisions)", table, mv)
+        out[policy] = {"table": table, "table_math_verify": mv}
+        if batches and mv_rl:
+            steps = [[replace(it, config=policy, benchmark="math500" if policy == "qwen_math_eval" else None)
+                      for it in batch] for batch in batches]
+            per_step = [run_rlvr(batch, lambda _p, v=verifier: v) for batch in steps]
+
+            def merged(ks: list[int], steps=steps, per_step=per_step) -> dict:
+                return stats([it for k in ks for it in steps[k]], [a for k in ks for a in per_step[k][0]],
+                             [x for k in ks for x in per_step[k][1]], sum(per_step[k][2] for k in ks))
+
+            out[policy]["rl"] = merged(list(range(len(steps))))
+            report(f"{policy}: synthetic RL batches, {len(steps)} step(s) x 1024 rollouts, all steps "
+                   "(accuracy against the `math` labels of these batches, not this policy's)", out[policy]["rl"], mv_rl)
+            if len(steps) > 1:
+                out[policy]["rl_steady"] = merged(list(range(1, len(steps))))
+                report(f"  ... steps 2-{len(steps)} (steady state)", out[policy]["rl_steady"], mv_rl)
+        verifier.close()
+    return out
+
+
+def _mv_item(it: Item) -> Item:
+    """math-verify gets each gold as the Qwen harness reads it (a Minerva solution's last box,
+    OlympiadBench's first list element), boxed like every other gold of this bench."""
+    from rlvr.verify.paper_rules import gold_string, qwen_gold
+
+    gold = gold_string(it.gold, it.benchmark)
+    gold = qwen_gold(gold, it.benchmark) if it.benchmark else gold
+    return replace(it, gold=str(gold))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rl-steps", type=int, default=4, help="synthetic RL steps of 1024 rollouts")
@@ -315,6 +376,8 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=2.0, help="rlvr per-item timeout, s")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the bench to one CPU")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--paper-only", action="store_true",
+                        help="only the paper policies (their tables, RL throughput vs math-verify)")
     args = parser.parse_args()
     if not args.no_pin and hasattr(os, "sched_setaffinity"):
         cpu = sorted(os.sched_getaffinity(0))[-1]
@@ -330,6 +393,13 @@ def main() -> int:
 
     runner = MathVerifyRunner(args.mv_kill)
     figures: dict = {}
+    if args.paper_only:
+        batches = rl_items(args.rl_steps)
+        flat = [it for batch in batches for it in batch]
+        mv_rl = stats(flat, *run_math_verify(flat, runner)) if flat else None
+        figures["paper"] = bench_paper(args, runner, mv_rl, batches)
+        runner.close()
+        return _write(args, figures)
     table = table_items()
     for group in ("normal", "adversarial"):
         items = [it for it in table if it.group == group]
@@ -356,9 +426,15 @@ def main() -> int:
     )
     if args.rl_steps:
         figures["rl"] = bench_rl(args, runner)
+    batches = rl_items(args.rl_steps)
+    figures["paper"] = bench_paper(args, runner, figures.get("rl", {}).get("math_verify"), batches)
     runner.close()
     for v in verifiers.values():
         v.close()
+    return _write(args, figures)
+
+
+def _write(args, figures: dict) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2))

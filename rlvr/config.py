@@ -24,6 +24,7 @@ from rlvr.eval.options import EvalOptions, RlvrValidation
 from rlvr.generate.config import GenerationConfig
 from rlvr.schema import ConfigError, Strict, apply_override, format_validation_error, read_yaml_mapping
 from rlvr.verify.config import VerifierConfig
+from rlvr.verify.policy import POLICIES
 
 # --------------------------------------------------------------------------------------------------
 # model, tracking, backend
@@ -268,6 +269,10 @@ class RewardConfig(Strict):
     correct: float = 1.0
     incorrect: float = 0.0
     """Phi-4-Mini-Reasoning uses +1 / -1."""
+    policy: Literal[tuple(POLICIES)] | None = None  # type: ignore[valid-type]
+    """The verifier policy that judges the reward (docs/verifier.md; 1-shot RLVR: one_shot_reward); None =
+    the recipe `verifier`'s, which still judges validation and eval stages. When the two differ, each step
+    also logs reward/audit_disagree (rlvr.verify.graders.RewardAudit)."""
 
 
 class PromptFilterConfig(Strict):

@@ -2,10 +2,12 @@
 
     OUT/generations/<checkpoint_slug>/<benchmark>/<setting.key(seed)>.jsonl
         one JSON object per (problem, sample): index, id, sample, prompt, completion, finish_reason,
-        num_tokens, gold, answer, correct, reason (answer/correct/reason: the verifier's Result)
+        num_tokens, gold, answer, correct, reason (answer/correct/reason: the primary grader's Result),
+        and with several graders verdicts: {policy: {answer, correct, reason}}
     OUT/generations/<checkpoint_slug>/<benchmark>/<setting.key(seed)>.meta.json
-        checkpoint, benchmark (spec dump), setting, seed, verifier (the config that judged the rows),
-        complete, seconds, tokens, and `rejudged` when the rows were re-judged under another grader
+        checkpoint, benchmark (spec dump), setting, seed, verifier (the config that judged the rows' own
+        fields), graders (policy -> the config of that policy's verdicts), complete, seconds, tokens,
+        and `rejudged` when the rows were re-judged under another grader
 
 Rows are appended one chunk at a time and fsync'ed, so a killed sweep loses at most the chunk it was
 generating; a line torn by the kill is cut off when the file is next read. Nothing here imports

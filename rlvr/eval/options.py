@@ -53,6 +53,13 @@ class EvalOptions(Strict):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     """Sampling seeds; each sampled setting runs once per seed (greedy settings use only the first)."""
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    graders: list[str] | None = Field(None, min_length=1)
+    """Verifier policies that each judge every completion, e.g. [qwen_math_eval, math]: scores get one
+    column per grader and a count of the completions they disagree on (docs/evaluation.md). The first
+    is the primary (the stage's `accuracy`, the progress line). Each takes the `verifier`'s settings
+    with its own policy; a benchmark's own verifier_policy (Minerva) replaces rlvr's policies, not the
+    paper policies, which have per-benchmark rules. Adding one re-judges the cache, never regenerates.
+    None: the `verifier` alone."""
     chunk_size: int = Field(256, ge=1)
     """(problem, sample) pairs generated per chunk; each chunk is appended to the cache at once, so a
     killed sweep loses at most one chunk."""
@@ -62,6 +69,19 @@ class EvalOptions(Strict):
     def _known_protocol(cls, value: str) -> str:
         if value not in PROTOCOLS:
             raise ValueError(f"unknown protocol '{value}'; choose one of {', '.join(PROTOCOLS)}")
+        return value
+
+    @field_validator("graders")
+    @classmethod
+    def _known_graders(cls, value: list[str] | None) -> list[str] | None:
+        from rlvr.verify.policy import POLICIES
+
+        bad = [g for g in value or [] if g not in POLICIES]
+        if bad:
+            raise ValueError(f"unknown verifier policy {', '.join(map(repr, bad))}; choose from "
+                             f"{', '.join(sorted(POLICIES))} (docs/verifier.md describes each)")
+        if value and len(set(value)) < len(value):
+            raise ValueError(f"a grader is listed twice in {value}")
         return value
 
     @field_validator("benchmarks")

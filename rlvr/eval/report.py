@@ -12,7 +12,9 @@ What is written (all under DIR):
   was made (grader policy, template, temperature, top_p, k, max tokens, seed) and the per-cell details
   (pass@k, maj@k, 95% interval); for runs the stage table and training curves; and what is absent.
 - scores.csv: one row per scores.json row (fractions in [0, 1], as in scores.json) plus one row per
-  6-benchmark average.
+  6-benchmark average; with several graders an `avg@k[<grader>]` column per grader.
+- with several graders (scores.json `disagreements`): a "Grader disagreements" section, per
+  checkpoint x benchmark x setting the completions the graders disagree on, with examples.
 - plots/score_vs_step.png (checkpoints with steps), plots/scores_by_stage.png (run) or
   plots/scores_by_checkpoint.png (eval dir), plots/training_<stage>.png (metrics.jsonl).
 
@@ -43,7 +45,8 @@ SETTING_FIELDS = ("template", "temperature", "top_p", "k", "max_tokens", "seed",
 SHORT = {"template": "{}", "temperature": "T={}", "top_p": "top_p={}", "k": "k={}", "max_tokens": "len={}",
          "seed": "seed={}", "grader": "{}"}
 SCORE_FIELDS = ("n_problems", "avg@k", "pass@k", "maj@k", "stderr", "ci95_low", "ci95_high")
-CSV_FIELDS = ("source", "checkpoint", "path", "stage", "step", "benchmark", *SETTING_FIELDS, *SCORE_FIELDS)
+CSV_FIELDS = ("source", "checkpoint", "path", "stage", "step", "benchmark", *SETTING_FIELDS, *SCORE_FIELDS,
+              "primary", "disagree")
 AVERAGE = "six_benchmark_average"
 
 # Training-curve panels: metric key -> (panel title, y is a fraction, band key (+-)).
@@ -82,6 +85,7 @@ class Inputs:
     stages: list[dict] = field(default_factory=list)        # summary.json stages (run)
     metrics: list[dict] = field(default_factory=list)       # metrics.jsonl records (run)
     absent: list[str] = field(default_factory=list)         # what is missing, in words
+    disagreements: list[dict] = field(default_factory=list)  # scores.json `disagreements` + "source"
 
 
 def _read_json(path: Path) -> Any:
@@ -119,6 +123,7 @@ def _add_scores(inputs: Inputs, path: Path, source: str) -> None:
     for label in dict.fromkeys(x for x in order if x is not None):
         inputs.checkpoints.append((source, label))
     inputs.rows += [{**r, "source": source} for r in doc["rows"]]
+    inputs.disagreements += [{**d, "source": source} for d in doc.get("disagreements") or []]
     if not doc["rows"]:
         inputs.absent.append(f"{path} has no score rows.")
 
@@ -330,6 +335,7 @@ def render_markdown(inputs: Inputs, table: Table, plots: list[tuple[str, str]]) 
     if inputs.kind == "run":
         out += _stages_section(inputs)
     out += _scores_section(inputs, table)
+    out += _disagreements_section(inputs)
     if plots:
         out += ["## Plots", ""]
         for title, rel in plots:
@@ -339,13 +345,50 @@ def render_markdown(inputs: Inputs, table: Table, plots: list[tuple[str, str]]) 
     return "\n".join(out)
 
 
+def _disagreements_section(inputs: Inputs) -> list[str]:
+    """With several graders: per checkpoint x benchmark x setting, the completions the graders disagree
+    on, each grader's correct count, and the examples scores.json wrote out."""
+    if not inputs.disagreements:
+        return []
+    graders = list(dict.fromkeys(g for d in inputs.disagreements for g in d["graders"]))
+    header = ["checkpoint", "benchmark", "setting", "completions", "graders disagree",
+              *(f"correct: {g}" for g in graders)]
+    rows = [[_ckpt_name(None, (d["source"], d["checkpoint"])), d["benchmark"], d["setting"], str(d["completions"]),
+             str(d["disagree"]), *(_num(d["correct"].get(g)) for g in graders)] for d in inputs.disagreements]
+    out = ["## Grader disagreements", "", "Every completion judged by each grader (the score columns above are "
+           "one per grader); a disagreement is a completion that not all graders score the same.", ""]
+    out += _md_table(header, rows) + [""]
+    examples = [(d, e) for d in inputs.disagreements for e in d.get("examples") or []]
+    if examples:
+        out += ["### Example disagreements", ""]
+    for d, e in examples:
+        verdicts = "; ".join(f"{g}: {'correct' if v.get('correct') else 'wrong'} ({v.get('reason')}, answer "
+                             f"`{v.get('answer')}`)" for g, v in e["verdicts"].items())
+        tail = e["completion_tail"].replace("```", "` ` `")
+        out += [f"- {d['checkpoint']} / {d['benchmark']} / {d['setting']}, problem `{e['id']}` sample {e['sample']}, "
+                f"gold `{e['gold']}`, finish {e['finish_reason']}: {verdicts}. Completion ends:", "",
+                "  ```", *(f"  {line}" for line in tail.splitlines() or [""]), "  ```", ""]
+    return out
+
+
 # ------------------------------------------------------------------------------------ scores.csv
 def render_csv(inputs: Inputs, table: Table) -> str:
+    """scores.csv: one row per scores.json row (its `grader` column names the grader) and, with several
+    graders, one `avg@k[<grader>]` column per grader holding every grader's avg@k of the same
+    checkpoint x benchmark x setting x seed on each of its rows."""
+    graders = list(dict.fromkeys(r.get("grader") for r in inputs.rows if "primary" in r and r.get("grader")))
+    wide = [f"avg@k[{g}]" for g in graders] if len(graders) > 1 else []
+    by_cell: dict[tuple, dict[str, Any]] = {}
+    for r in inputs.rows:
+        cell = (r["source"], r["checkpoint"], r["benchmark"], *(r.get(f) for f in SETTING_FIELDS if f != "grader"))
+        by_cell.setdefault(cell, {})[f"avg@k[{r.get('grader')}]"] = r.get("avg@k")
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=[*CSV_FIELDS, *wide], extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for r in inputs.rows:
-        writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in CSV_FIELDS})
+        cell = (r["source"], r["checkpoint"], r["benchmark"], *(r.get(f) for f in SETTING_FIELDS if f != "grader"))
+        row = {**{k: by_cell[cell].get(k, "") for k in wide}, **r}
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in [*CSV_FIELDS, *wide]})
     for ck in table.checkpoints:
         avg = table.average(ck)
         if avg is None:

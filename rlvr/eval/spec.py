@@ -36,6 +36,8 @@ from pydantic import Field, ValidationError
 from rlvr.eval.options import EvalOptions, resolve_benchmarks
 from rlvr.schema import ConfigError, Strict, apply_override, format_validation_error, read_yaml_mapping
 from rlvr.verify.config import VerifierConfig
+from rlvr.verify.graders import grader_config
+from rlvr.verify.policy import POLICIES
 
 SELECT = ("base", "finals", "steps")
 
@@ -109,10 +111,25 @@ class Sweep:
     out: Path
     chunk_size: int = 256
     spec: dict[str, Any] = field(default_factory=dict)  # the validated spec, for OUT/spec.yaml
+    graders: list[str] | None = None  # policies that each judge every completion; None: `verifier` alone
 
     def verifier_for(self, benchmark: str) -> VerifierConfig:
-        policy = self.benchmarks[benchmark].verifier_policy
-        return self.verifier if policy is None else self.verifier.model_copy(update={"policy": policy})
+        """The primary grader of a benchmark (its verdicts are the cache rows' `correct`)."""
+        return next(iter(self.graders_for(benchmark).values()))
+
+    def graders_for(self, benchmark: str) -> dict[str, VerifierConfig]:
+        """policy -> config of every grader of a benchmark, the primary first. A benchmark's own
+        verifier_policy (Minerva: minerva) replaces rlvr's own policies; the paper policies keep
+        themselves (they have per-benchmark rules)."""
+        own = self.benchmarks[benchmark].verifier_policy
+        out: dict[str, VerifierConfig] = {}
+        for listed in self.graders or [self.verifier.policy]:
+            policy = own if own is not None and POLICIES[listed].rules == "rlvr" else listed
+            # the verifier's own policy, replaced by the benchmark's, keeps the verifier's overrides
+            config = (self.verifier.model_copy(update={"policy": policy}) if listed == self.verifier.policy
+                      else grader_config(self.verifier, policy))
+            out.setdefault(policy, config)
+        return out
 
     def resolved(self) -> dict[str, Any]:
         return {**self.spec, "checkpoints": [c.dump() for c in self.checkpoints],
@@ -195,7 +212,8 @@ def resolve_sweep(spec: EvalSpec, source: str | Path = "spec") -> Sweep:
         raise SpecError(problems, source)
     return Sweep(name=spec.name, protocol=spec.protocol, checkpoints=checkpoints, benchmarks=benchmarks,
                  settings=settings, verifier=spec.verifier, generation=spec.generation, dtype=spec.dtype,
-                 out=Path(spec.out.format(name=spec.name)), chunk_size=spec.chunk_size, spec=spec.model_dump(mode="json"))
+                 out=Path(spec.out.format(name=spec.name)), chunk_size=spec.chunk_size, spec=spec.model_dump(mode="json"),
+                 graders=spec.graders)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,13 +1,15 @@
 """Run a sweep: generate what the cache lacks, judge it with the shared verifier, score, report.
 
 For each checkpoint, benchmark, setting and seed (rlvr.eval.spec.Sweep), in order:
-  1. read the cache file (rlvr.eval.cache); rows judged under another grader than the sweep's are
-     re-judged from their cached completions (nothing is generated for them);
+  1. read the cache file (rlvr.eval.cache); every grader of the benchmark (the `verifier`, or each of
+     `graders`) that has not judged its rows with its current settings re-judges them from the cached
+     completions (nothing is generated for them);
   2. the (problem, sample) pairs it lacks are generated in chunks of `chunk_size` pairs, judged, and
      appended, so a killed sweep resumes where it stopped. The engine starts only when a checkpoint
      has something to generate: a finished sweep reruns without loading a model;
   3. one progress line per (checkpoint, benchmark): each setting's avg@k, what was generated, seconds.
-Then OUT/scores.json (one row per checkpoint x benchmark x setting x seed) and the report.
+Then OUT/scores.json (one row per checkpoint x benchmark x setting x seed x grader, and with several
+graders the completions they disagree on) and the report.
 
 Sampling is reproducible: a chunk is sampled with seed (seed, chunk number) and request i of rank r
 with blake2b(that, r, i) (rlvr.generate), over a fixed order of pairs (problem by problem, k samples
@@ -106,23 +108,24 @@ def evaluate_checkpoint(sweep: Sweep, ckpt: Checkpoint, problems: dict[str, list
     try:
         for name, runs in sweep.settings.items():
             t0, before, parts = time.time(), stats["generated"], []
-            config = sweep.verifier_for(name)
-            key = _config_key(config)
-            if key not in verifiers:
-                verifiers[key] = Verifier(config)
-            judge_with = verifiers[key]
+            judges = {}  # policy -> Verifier, the primary first
+            for policy, config in sweep.graders_for(name).items():
+                key = _config_key(config)
+                if key not in verifiers:
+                    verifiers[key] = Verifier(config)
+                judges[policy] = verifiers[key]
             for setting, seed in runs:
                 cache = CacheFile(sweep.out, ckpt.slug, name, setting.key(seed))
                 template = TEMPLATES[setting.template]
                 missing = world.broadcast_object(
-                    _or_error(open_cache, cache, sweep, ckpt, name, setting, seed, problems[name], judge_with, stats)
+                    _or_error(open_cache, cache, sweep, ckpt, name, setting, seed, problems[name], judges, stats)
                     if world.is_main else None)
                 if isinstance(missing, SweepError):
                     raise missing
                 if missing and generate:
                     if "generator" not in engine:
                         engine["generator"] = start_generator(sweep, ckpt, world)
-                    fill_cache(cache, engine["generator"], judge_with, template, setting, seed, problems[name],
+                    fill_cache(cache, engine["generator"], judges, template, setting, seed, problems[name],
                                missing, sweep.chunk_size, world, stats)
                 if world.is_main:
                     rows = cache.read()
@@ -163,29 +166,89 @@ def start_generator(sweep: Sweep, ckpt: Checkpoint, world: World):
 
 # ------------------------------------------------------------------------------------ one cache file
 def open_cache(cache: CacheFile, sweep: Sweep, ckpt: Checkpoint, bench: str, setting, seed: int,
-               problems: list, verifier, stats: Counter) -> list[tuple[int, int]]:
-    """Rank 0: check the cache against this sweep, re-judge it if another grader made its verdicts,
-    write its sidecar, and return the (problem index, sample) pairs it still lacks."""
+               problems: list, judges: dict, stats: Counter) -> list[tuple[int, int]]:
+    """Rank 0: check the cache against this sweep, judge its rows under every grader (policy -> Verifier,
+    the primary first) that has not judged them with its current settings (from the cached
+    completions: nothing is regenerated), write its sidecar, and return the (problem index, sample)
+    pairs it still lacks."""
     rows = cache.read()
     meta = cache.read_meta()
     check_cache(cache, meta, rows, ckpt, problems)
-    judged_by = verdict_config(meta.get("verifier")) if meta else None
-    if rows and judged_by != verdict_config(verifier.config):
-        rows = rejudge(cache, rows, verifier, setting.template)
-        stats["rejudged"] += len(rows)
-        meta = {**meta, "rejudged": {"from": judged_by, "rows": len(rows), "generated": 0,
-                                     "note": "verdicts re-judged from the cached completions under this "
-                                             "`verifier`; nothing was regenerated"}}
+    primary = next(iter(judges))
+    judged = judged_by(meta)
+    stale = [p for p, v in judges.items()
+             if rows and (judged.get(p) != verdict_config(v.config) or any(p not in row_verdicts(r, meta) for r in rows))]
+    if rows and (stale or (meta or {}).get("verifier", {}).get("policy") != primary):
+        fresh = {p: judge_texts(judges[p], setting.template, bench, rows) for p in stale}
+        rows = [with_verdicts(r, {**row_verdicts(r, meta), **{p: v[i] for p, v in fresh.items()}}, primary,
+                              several=len(judges) > 1) for i, r in enumerate(rows)]
+        cache.rewrite(rows)
+        stats["rejudged"] += len(rows) * len(stale)
+        if stale:
+            meta = {**(meta or {}), "rejudged": {"from": verdict_config(meta.get("verifier")), "rows": len(rows),
+                                         "graders": stale, "generated": 0,
+                                         "note": "verdicts re-judged from the cached completions under these "
+                                                 "graders; nothing was regenerated"}}
     have = {(r["index"], r["sample"]) for r in rows}
     wanted = [(p.index, s) for p in problems for s in range(setting.k)]
     missing = [pair for pair in wanted if pair not in have]
     stats["reused"] += len(wanted) - len(missing)
+    graders = {**((meta or {}).get("graders") or {}), **{p: v.config.model_dump(mode="json") for p, v in judges.items()}}
     cache.write_meta({**(meta or {}), "checkpoint": ckpt.dump(), "weights": weights_fingerprint(ckpt.path),
                       "benchmark": sweep.benchmarks[bench].model_dump(mode="json"),
                       "setting": setting.model_dump(mode="json"), "seed": seed,
-                      "verifier": verifier.config.model_dump(mode="json"), "complete": not missing,
+                      "verifier": judges[primary].config.model_dump(mode="json"), "graders": graders,
+                      "complete": not missing,
                       "seconds": (meta or {}).get("seconds", 0.0), "tokens": sum(r["num_tokens"] for r in rows)})
     return missing
+
+
+def judged_by(meta: dict | None) -> dict[str, dict]:
+    """policy -> verdict_config of the verdicts a cache holds under that policy's name (a sidecar written
+    before `graders` existed names only its `verifier`, whose verdicts are the rows' own fields)."""
+    if not meta:
+        return {}
+    configs = dict(meta.get("graders") or {})
+    if meta.get("verifier"):
+        configs[meta["verifier"]["policy"]] = meta["verifier"]
+    return {p: verdict_config(c) for p, c in configs.items()}
+
+
+def row_verdicts(row: dict, meta: dict | None) -> dict[str, dict]:
+    """policy -> {answer, correct, reason} of one cache row: its `verdicts` and, under the sidecar's
+    `verifier` policy, its own fields."""
+    own = {k: row.get(k) for k in ("answer", "correct", "reason")}
+    top = ((meta or {}).get("verifier") or {}).get("policy")
+    return {**({top: own} if top else {}), **(row.get("verdicts") or {})}
+
+
+def with_verdicts(row: dict, verdicts: dict[str, dict], primary: str, *, several: bool) -> dict:
+    """The row with the primary grader's verdict as its own fields and, with several graders (or
+    verdicts from an earlier sweep with several), every grader's under `verdicts`."""
+    row = {**row, **verdicts[primary]}
+    if several or "verdicts" in row:
+        row["verdicts"] = {**(row.get("verdicts") or {}), **verdicts}
+    return row
+
+
+def paper_benchmark(name: str) -> str | None:
+    """The name qwen_math_eval's per-benchmark rules know a benchmark by (rlvr.verify.paper_rules); None
+    for others (they get its math500 rules)."""
+    from rlvr.verify.paper_rules import BENCHMARKS
+
+    name = {"minerva": "minerva_math"}.get(name, name)
+    return name if name in BENCHMARKS else None
+
+
+def judge_texts(verifier, template_name: str, bench: str, rows: list[dict]) -> list[dict]:
+    """One grader's verdicts ({answer, correct, reason}) on cached rows, from their completions."""
+    from rlvr.eval.templates import TEMPLATES, graded_text
+
+    template = TEMPLATES[template_name]
+    results = verifier.verify_batch([graded_text(template, r["completion"]) for r in rows], [r["gold"] for r in rows],
+                                    truncated=[r["finish_reason"] == "length" for r in rows],
+                                    benchmarks=[paper_benchmark(bench)] * len(rows))
+    return [{"answer": v.answer, "correct": v.score == 1.0, "reason": v.reason} for v in results]
 
 
 def check_cache(cache: CacheFile, meta: dict | None, rows: list[dict], ckpt: Checkpoint, problems: list) -> None:
@@ -236,18 +299,7 @@ def _same_model(a: str, b: str) -> bool:
     return a == b or (Path(a).exists() and Path(b).exists() and Path(a).resolve() == Path(b).resolve())
 
 
-def rejudge(cache: CacheFile, rows: list[dict], verifier, template_name: str) -> list[dict]:
-    from rlvr.eval.templates import TEMPLATES, graded_text
-
-    template = TEMPLATES[template_name]
-    results = verifier.verify_batch([graded_text(template, r["completion"]) for r in rows], [r["gold"] for r in rows],
-                                    truncated=[r["finish_reason"] == "length" for r in rows])
-    rows = [{**r, "answer": v.answer, "correct": v.score == 1.0, "reason": v.reason} for r, v in zip(rows, results, strict=True)]
-    cache.rewrite(rows)
-    return rows
-
-
-def fill_cache(cache: CacheFile, generator, verifier, template, setting, seed: int, problems: list,
+def fill_cache(cache: CacheFile, generator, judges: dict, template, setting, seed: int, problems: list,
                missing: list[tuple[int, int]], chunk_size: int, world: World, stats: Counter) -> None:
     """Generate, judge and append the missing pairs, chunk by chunk over the fixed order of all pairs."""
     from rlvr.eval.templates import build_request
@@ -267,8 +319,8 @@ def fill_cache(cache: CacheFile, generator, verifier, template, setting, seed: i
         requests = [build_request(template, by_index[i].problem, tokenizer) for i, _ in mine]
         sampling.seed = seed * 1_000_003 + c
         outs = generator.generate(requests, sampling)
-        rows = judge(verifier, template, [by_index[i] for i, _ in mine], [s for _, s in mine],
-                     [r.prompt for r in requests], [cs[0] for cs in outs])
+        rows = judge(judges, setting.template, cache.path.parent.name, [by_index[i] for i, _ in mine],
+                     [s for _, s in mine], [r.prompt for r in requests], [cs[0] for cs in outs])
         gathered = {(r["index"], r["sample"]): r for part in world.all_gather_object(rows) for r in part}
         if world.is_main:
             cache.append([gathered[pair] for pair in chunk])
@@ -295,15 +347,16 @@ def sampling_for(template, setting, tokenizer):
                     stop_token_ids=sorted({i for i in stop_ids if i is not None}))
 
 
-def judge(verifier, template, problems: list, samples: list[int], prompts: list[str], completions: list) -> list[dict]:
-    from rlvr.eval.templates import graded_text
-
-    results = verifier.verify_batch([graded_text(template, c.text) for c in completions], [p.gold for p in problems],
-                                    truncated=[c.finish_reason == "length" for c in completions])
-    return [{"index": p.index, "id": p.id, "sample": s, "prompt": prompt, "completion": c.text,
-             "finish_reason": c.finish_reason, "num_tokens": len(c.completion_ids), "gold": p.gold,
-             "answer": v.answer, "correct": v.score == 1.0, "reason": v.reason}
-            for p, s, prompt, c, v in zip(problems, samples, prompts, completions, results, strict=True)]
+def judge(judges: dict, template_name: str, bench: str, problems: list, samples: list[int], prompts: list[str],
+          completions: list) -> list[dict]:
+    """Cache rows of new completions, judged by every grader (policy -> Verifier, the primary first)."""
+    rows = [{"index": p.index, "id": p.id, "sample": s, "prompt": prompt, "completion": c.text,
+             "finish_reason": c.finish_reason, "num_tokens": len(c.completion_ids), "gold": p.gold}
+            for p, s, prompt, c in zip(problems, samples, prompts, completions, strict=True)]
+    verdicts = {policy: judge_texts(v, template_name, bench, rows) for policy, v in judges.items()}
+    primary = next(iter(judges))
+    return [with_verdicts(r, {p: v[i] for p, v in verdicts.items()}, primary, several=len(judges) > 1)
+            for i, r in enumerate(rows)]
 
 
 def _chunk_written() -> None:
@@ -359,17 +412,70 @@ def list_checkpoints(sweep: Sweep) -> str:
 
 
 def collect_scores(sweep: Sweep, problems: dict[str, list]) -> dict[str, Any]:
-    """OUT/scores.json: one row per checkpoint x benchmark x setting x seed, scores as fractions."""
-    rows = []
+    """OUT/scores.json: one row per checkpoint x benchmark x setting x seed x grader, scores as fractions
+    (`primary`: the row of the benchmark's first grader). With several graders, `disagreements` holds
+    per cache how many completions the graders disagree on, with a few of them written out."""
+    rows, disagreements = [], []
     for ckpt in sweep.checkpoints:
         for name, runs in sweep.settings.items():
+            graders = list(sweep.graders_for(name))
             for setting, seed in runs:
                 cache = CacheFile(sweep.out, ckpt.slug, name, setting.key(seed))
-                score = score_cache(cache.read(), problems[name], setting.k)
-                if score is None:
-                    raise SweepError(f"{cache}: incomplete; rerun the sweep to finish it")
-                rows.append({"checkpoint": ckpt.label, "path": ckpt.path, "stage": ckpt.stage, "step": ckpt.step,
-                             "benchmark": name, **setting.model_dump(mode="json"), "seed": seed,
-                             "grader": sweep.verifier_for(name).policy, **score})
-    return {"name": sweep.name, "protocol": sweep.protocol, "verifier": sweep.verifier.model_dump(mode="json"),
-            "checkpoints": [c.dump() for c in sweep.checkpoints], "rows": rows}
+                meta, wanted = cache.read_meta(), {p.index for p in problems[name]}
+                cached = [r for r in cache.read() if r["index"] in wanted and r["sample"] < setting.k]
+                verdicts = [row_verdicts(r, meta) for r in cached]
+                split = disagreement(cached, verdicts, graders) if len(graders) > 1 else None
+                for i, policy in enumerate(graders):
+                    if any(policy not in v for v in verdicts):
+                        raise SweepError(f"{cache}: not judged by {policy}; rerun the sweep to judge it")
+                    score = score_cache([{**r, **v[policy]} for r, v in zip(cached, verdicts, strict=True)],
+                                        problems[name], setting.k)
+                    if score is None:
+                        raise SweepError(f"{cache}: incomplete; rerun the sweep to finish it")
+                    rows.append({"checkpoint": ckpt.label, "path": ckpt.path, "stage": ckpt.stage, "step": ckpt.step,
+                                 "benchmark": name, **setting.model_dump(mode="json"), "seed": seed,
+                                 "grader": policy, "primary": i == 0,
+                                 **({"disagree": split["disagree"]} if split else {}), **score})
+                if split:
+                    disagreements.append({"checkpoint": ckpt.label, "benchmark": name, "setting": setting.key(seed),
+                                          **split})
+    out = {"name": sweep.name, "protocol": sweep.protocol, "verifier": sweep.verifier.model_dump(mode="json"),
+           "graders": sweep.graders or [sweep.verifier.policy],
+           "checkpoints": [c.dump() for c in sweep.checkpoints], "rows": rows}
+    return {**out, "disagreements": disagreements} if sweep.graders and len(sweep.graders) > 1 else out
+
+
+EXAMPLES = 3
+"""Disagreements written out per cache in scores.json (and the report)."""
+
+
+def disagreement(rows: list[dict], verdicts: list[dict[str, dict]], graders: list[str]) -> dict[str, Any]:
+    """How many completions the graders disagree on (not all of them give the same correct/incorrect),
+    each grader's count of correct ones, and the first EXAMPLES disagreements (id, gold, each grader's
+    answer, verdict and reason, the completion's last 300 characters)."""
+    split = [(r, v) for r, v in zip(rows, verdicts, strict=True) if len({bool(v[g]["correct"]) for g in graders}) > 1]
+    return {"graders": graders, "completions": len(rows), "disagree": len(split),
+            "correct": {g: sum(bool(v[g]["correct"]) for v in verdicts) for g in graders},
+            "examples": [{"id": r["id"], "index": r["index"], "sample": r["sample"], "gold": r["gold"],
+                          "finish_reason": r["finish_reason"], "completion_tail": r["completion"][-300:],
+                          "verdicts": {g: v[g] for g in graders}} for r, v in split[:EXAMPLES]]}
+
+
+def summary_metrics(scores: dict[str, Any]) -> dict[str, float]:
+    """A stage's summary of scores.json: `accuracy` (mean over benchmarks of the primary grader's avg@k,
+    averaged over settings) and each benchmark's; with several graders also `<grader>/accuracy` and
+    `<grader>/<benchmark>` for the others, and `disagree`, the share of judged completions on which the
+    graders disagree."""
+    by: dict[str, dict[str, list[float]]] = {}
+    for row in scores["rows"]:
+        key = "" if row.get("primary", True) else f"{row['grader']}/"
+        by.setdefault(key, {}).setdefault(row["benchmark"], []).append(row["avg@k"])
+    metrics: dict[str, float] = {}
+    for key, benches in by.items():
+        means = {name: sum(v) / len(v) for name, v in benches.items()}
+        metrics[f"{key}accuracy"] = sum(means.values()) / len(means)
+        metrics.update({f"{key}{name}": v for name, v in means.items()})
+    split = scores.get("disagreements")
+    if split:
+        metrics["disagree"] = sum(d["disagree"] for d in split) / max(1, sum(d["completions"] for d in split))
+    return metrics

@@ -1,7 +1,8 @@
 """In-training validation of an rlvr stage (`validation: {every: N, ...}`): the policy scored every N
 optimizer steps (at step 0 with at_start, and at the last step) by the stage's own engine, already
 synced to the trainer's weights (no second engine, no reload), through the sweep's own code:
-rlvr.eval.sweep.evaluate_checkpoint (templates, problems, the recipe's verifier, cache, score_records).
+rlvr.eval.sweep.evaluate_checkpoint (templates, problems, the recipe's verifier or the validation's
+`graders`, cache, score_records).
 
 Each validation is a sweep of one checkpoint, labelled `<stage>@<N>` at the run's global step as a
 sweep over the run directory labels the export of that step, written to
@@ -25,7 +26,7 @@ import yaml
 from rlvr.eval.benchmarks import load_problems
 from rlvr.eval.options import RlvrValidation
 from rlvr.eval.spec import Checkpoint, Sweep
-from rlvr.eval.sweep import collect_scores, evaluate_checkpoint, print_report
+from rlvr.eval.sweep import collect_scores, evaluate_checkpoint, print_report, summary_metrics
 from rlvr.generate.config import GenerationConfig
 from rlvr.rundir import write_atomic
 from rlvr.verify.config import VerifierConfig
@@ -67,7 +68,8 @@ class Validation:
         sweep = Sweep(name=self.name, protocol=self.cfg.protocol, checkpoints=[ckpt],
                       benchmarks=self.benchmarks, settings=self.settings, verifier=self.verifier,
                       generation=self.generation, dtype=self.dtype, out=out,
-                      chunk_size=self.cfg.chunk_size, spec=self.cfg.model_dump(mode="json", exclude={"generation"}))
+                      chunk_size=self.cfg.chunk_size, spec=self.cfg.model_dump(mode="json", exclude={"generation"}),
+                      graders=self.cfg.graders)
         if world.is_main:
             out.mkdir(parents=True, exist_ok=True)
             write_atomic(out / "spec.yaml", yaml.safe_dump(sweep.resolved(), sort_keys=False))
@@ -79,17 +81,19 @@ class Validation:
             write_atomic(out / "scores.json", json.dumps(scores, indent=2) + "\n")
             self.merge()
         scores = world.broadcast_object(scores)
-        by_bench: dict[str, list[float]] = {}
-        for row in scores["rows"]:
-            by_bench.setdefault(row["benchmark"], []).append(row["avg@k"])
-        avg = {name: sum(v) / len(v) for name, v in by_bench.items()}
+        summary = summary_metrics(scores)
+        avg = {name: summary[name] for name in self.benchmarks}
         metrics = {f"val/{name}/avg@k": v for name, v in avg.items()}
-        metrics["val/accuracy"] = sum(avg.values()) / len(avg)
+        metrics["val/accuracy"] = summary["accuracy"]
+        # several graders: val/<grader>/accuracy, val/<grader>/<benchmark>, val/disagree
+        metrics.update({f"val/{k}": v for k, v in summary.items() if "/" in k or k == "disagree"})
         metrics["val/generated"] = float(stats["generated"])
         metrics["val/seconds"] = time.perf_counter() - t0
         world.print0(f"[{self.stage}] validation at step {step}: "
                      + " | ".join(f"{name} {v:.3f}" for name, v in avg.items())
-                     + f" | accuracy {metrics['val/accuracy']:.3f} (avg@k; generated {stats['generated']}, "
+                     + f" | accuracy {metrics['val/accuracy']:.3f}"
+                     + "".join(f" | {k} {v:.3f}" for k, v in summary.items() if k.endswith("accuracy") and "/" in k)
+                     + f" (avg@k; generated {stats['generated']}, "
                      f"{metrics['val/seconds']:.1f} s) -> {out}")
         return metrics
 
@@ -101,6 +105,8 @@ class Validation:
             return
         merged = {**parts[0], "checkpoints": [c for p in parts for c in p["checkpoints"]],
                   "rows": [r for p in parts for r in p["rows"]]}
+        if any("disagreements" in p for p in parts):
+            merged["disagreements"] = [d for p in parts for d in p.get("disagreements", [])]
         write_atomic(self.root / "scores.json", json.dumps(merged, indent=2) + "\n")
 
     def report(self) -> None:

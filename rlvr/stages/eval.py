@@ -2,11 +2,13 @@
 
 It runs the same sweep as `rlvr eval` (rlvr/eval/sweep.py) on one checkpoint, the stage's input model
 (`init: previous` = the latest training stage's output, or the recipe model), judged by the recipe's
-`verifier`, and writes the same layout under RUN_DIR/stages/<name>/eval/ (generations/ cache,
-spec.yaml, scores.json, report). The stage trains nothing and produces no model: the stage after it
-starts from the previous training stage's output. Its summary metrics are `accuracy` (mean avg@k over
-its benchmarks) and each benchmark's avg@k; the runner counts it done once scores.json exists, and a
-rerun reuses its cache.
+`verifier` (or by each of its `graders`), and writes the same layout under RUN_DIR/stages/<name>/eval/
+(generations/ cache, spec.yaml, scores.json, report). The stage trains nothing and produces no model:
+the stage after it starts from the previous training stage's output. Its summary metrics are
+`accuracy` (mean avg@k over its benchmarks) and each benchmark's avg@k, under the first grader; with
+several `graders` also each other grader's (`<grader>/accuracy`) and `disagree`
+(rlvr.eval.sweep.summary_metrics). The runner counts it done once scores.json exists, and a rerun
+reuses its cache.
 
 Launch: as part of `rlvr run RECIPE` (one process, or torchrun: the sweep shards across ranks).
 """
@@ -40,11 +42,11 @@ def build_sweep(ctx: StageContext, checkpoint: Checkpoint) -> Sweep:
     return Sweep(name=f"{ctx.recipe.name}.{cfg.name}", protocol=cfg.protocol, checkpoints=[checkpoint],
                  benchmarks=benchmarks, settings=settings, verifier=ctx.recipe.verifier, generation=cfg.generation,
                  dtype=ctx.recipe.model.dtype, out=ctx.run.stage(cfg.name) / "eval", chunk_size=cfg.chunk_size,
-                 spec=cfg.model_dump(mode="json"))
+                 spec=cfg.model_dump(mode="json"), graders=cfg.graders)
 
 
 def main(ctx: StageContext) -> StageResult:
-    from rlvr.eval.sweep import run_sweep, stale_caches
+    from rlvr.eval.sweep import run_sweep, stale_caches, summary_metrics
 
     checkpoint = checkpoint_of(ctx)
     sweep = build_sweep(ctx, checkpoint)
@@ -57,10 +59,6 @@ def main(ctx: StageContext) -> StageResult:
     ctx.world.barrier()
     scores = run_sweep(sweep, ctx.world)
     scores = ctx.world.broadcast_object(scores)
-    by_bench: dict[str, list[float]] = {}
-    for row in scores["rows"]:
-        by_bench.setdefault(row["benchmark"], []).append(row["avg@k"])
-    metrics = {name: sum(v) / len(v) for name, v in by_bench.items()}
-    metrics = {"accuracy": sum(metrics.values()) / len(metrics), **metrics}
+    metrics = summary_metrics(scores)
     ctx.tracker.log(ctx.name, 0, {f"eval/{k}": v for k, v in metrics.items()})
     return StageResult(steps=0, metrics=metrics, output=str(sweep.out))

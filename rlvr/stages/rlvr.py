@@ -61,6 +61,7 @@ from rlvr.rl.objectives import OBJECTIVES, ObjectiveConfig, ObjectiveInputs
 from rlvr.schema import UserError
 from rlvr.stages.context import StageContext, StageResult, fingerprint
 from rlvr.tracking import progress
+from rlvr.verify.graders import RewardAudit, grader_config
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ class RolloutSource:
     orders: tuple[EpochOrder, EpochOrder]
     seed: int
     eos_id: int
+    audit: RewardAudit | None = None  # judges each rollout again with the evaluation grader (reward/audit_*)
 
 
 def generate_round(src: RolloutSource, rows: list[int], round_: int, step: int, temp: float) -> tuple[list[Rollout], float]:
@@ -166,6 +168,8 @@ def generate_round(src: RolloutSource, rows: list[int], round_: int, step: int, 
     golds = [prompts[rows[j]]["answer"] for j in local for _ in range(cfg.rollouts_per_prompt)]
     t0 = time.perf_counter()
     results = src.verifier.verify_batch([c.text for _, c in sampled], golds, truncated=truncated)
+    if src.audit is not None:
+        src.audit.record([c.text for _, c in sampled], golds, truncated, results)
     verify_s = time.perf_counter() - t0
     rollouts = []
     for (group, c), cut, res in zip(sampled, truncated, results, strict=True):
@@ -201,7 +205,8 @@ def collect_rollouts(src: RolloutSource, step: int, temp: float) -> tuple[list[R
             break
     kept = kept[: P // world.world_size]
     stats = {"rollout/rounds": round_ + 1, "rollout/groups_kept": world.all_reduce_sum(len(kept)),
-             "rollout/generated": world.all_reduce_sum(len(generated)), "time/verify": verify_s}
+             "rollout/generated": world.all_reduce_sum(len(generated)), "time/verify": verify_s,
+             **(src.audit.metrics(world.all_reduce_sum) if src.audit is not None else {})}
     return [r for g in kept for r in g], generated, stats
 
 
@@ -412,7 +417,7 @@ def main(ctx: StageContext) -> StageResult:
         generator.close()
         raise UserError(f"stage {cfg.name}: generation.tensor_parallel_size > 1 is not supported by this stage yet "
                          "(it shards prompts one engine per rank); use tensor_parallel_size: 1")
-    verifier = Verifier(ctx.recipe.verifier)
+    verifier = Verifier(grader_config(ctx.recipe.verifier, cfg.reward.policy or ctx.recipe.verifier.policy))
     verifier.start()  # its fallback workers start (sympy imports) during setup, not inside the first step that needs them
     start = ctx.resume_from(backend, data_id)
     examples = ExampleLog(ctx.run.stage(ctx.name) / "examples.jsonl", start, enabled=world.is_main)
@@ -426,7 +431,8 @@ def main(ctx: StageContext) -> StageResult:
     if not shared:
         probe.check(generator, backend)
     source = RolloutSource(cfg, world, generator, verifier, prompts, seed=ctx.recipe.seed, eos_id=tokenizer.eos_token_id,
-                           orders=(EpochOrder(len(prompts), ctx.recipe.seed), EpochOrder(len(prompts), ctx.recipe.seed + 7919)))
+                           orders=(EpochOrder(len(prompts), ctx.recipe.seed), EpochOrder(len(prompts), ctx.recipe.seed + 7919)),
+                           audit=RewardAudit.between(verifier.config, ctx.recipe.verifier))
     pad = tokenizer.pad_token_id
     single_update = plan.updates == 1 and cfg.ppo_epochs == 1
     split = (f"micro-batches of <= {cfg.max_tokens_per_micro_batch} tokens" if cfg.max_tokens_per_micro_batch

@@ -30,6 +30,7 @@ including its bugs; the reproduced bugs are listed in docs/verifier.md.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -391,6 +392,7 @@ _QWEN_UNITS = (
 ).split("|")
 _QWEN_UNITS = _QWEN_UNITS + [u + "s" for u in _QWEN_UNITS]
 _UNIT_RES = [re.compile(r"(^|\W)" + u + r"($|\W)") for u in _QWEN_UNITS]
+_ASCII_LETTER = re.compile(r"[A-Za-z]")
 
 # word2number's vocabulary (w2n.word_to_num, called by parser.py::convert_word_number)
 _SMALL = dict(
@@ -461,6 +463,7 @@ def _qwen_slash(s: str) -> str:
     return f"\\frac{{{a}}}{{{b}}}" if s == f"{a}/{b}" else s
 
 
+@functools.lru_cache(maxsize=65_536)  # pure; an RL batch repeats its golds and answers many times
 def strip_string(s: str, skip_unit: bool = False) -> str:
     """parser.py::strip_string, step for step."""
     s = str(s).strip().replace("\n", "").rstrip(".").replace("\\!", "")
@@ -472,7 +475,7 @@ def strip_string(s: str, skip_unit: bool = False) -> str:
     cut = re.sub(r"\\text\{.*?\}$", "", s).strip()  # a trailing \text{...} is a unit
     if cut != "" and cut != s:
         s = cut
-    if not skip_unit:
+    if not skip_unit and _ASCII_LETTER.search(s):  # every unit pattern needs a letter: skipping is exact
         for _ in range(2):
             for pattern in _UNIT_RES:
                 cut = pattern.sub(r"\1\2", s)
@@ -570,6 +573,7 @@ def qwen_prediction(text: str, benchmark: str) -> str:
     return strip_string(qwen_extract(text, benchmark), skip_unit=benchmark == "minerva_math")
 
 
+@functools.lru_cache(maxsize=16_384)  # pure; a group's rollouts share one gold
 def qwen_gold(gold: str, benchmark: str) -> str:
     """parser.py::parse_ground_truth for the six benchmarks.
 

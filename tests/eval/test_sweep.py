@@ -97,7 +97,9 @@ def test_shipped_specs_resolve(tmp_path, shared_data):
     one_shot = resolve_sweep(load_spec(REPO / "evals" / "one_shot_rlvr.yaml", [minerva]))
     assert list(one_shot.benchmarks) == ["math500", "aime24", "aime25", "amc23", "minerva", "olympiadbench"]
     assert {b: (s.temperature, s.k, s.max_tokens) for b, [(s, _)] in one_shot.settings.items()}["aime24"] == (0.6, 8, 3072)
-    assert one_shot.verifier_for("minerva").policy == "minerva" and one_shot.verifier_for("math500").policy == "math"
+    # paper-comparable grader first, rlvr's beside it; Minerva's own policy replaces only rlvr's
+    assert list(one_shot.graders_for("math500")) == ["qwen_math_eval", "math"]
+    assert list(one_shot.graders_for("minerva")) == ["qwen_math_eval", "minerva"]
     phi = resolve_sweep(load_spec(REPO / "evals" / "phi4_mini_reasoning.yaml"))
     assert [c.path for c in phi.checkpoints] == ["microsoft/Phi-4-mini-instruct", "microsoft/Phi-4-mini-reasoning"]
     run = tmp_path / "run"
