@@ -5,7 +5,8 @@ One step, as implemented:
   1. each rank takes its share of the step's prompts (`prompts_per_step` over all ranks; a dataset of
      one example repeated fills the batch, each row its own group) and samples `rollouts_per_prompt`
      completions per prompt from its colocated engine (vLLM, or HF) at the step's temperature;
-  2. the shared verifier scores each completion (truncated ones are never correct) -> reward;
+  2. the shared verifier scores each completion with the reward policy (`reward.policy`, default the recipe's
+     `verifier`; under `math` truncated completions are never correct, under one_shot_reward they can be) -> reward;
      DAPO dynamic sampling regenerates to replace groups with all-equal rewards;
   3. old log-probs (a no-grad pass, needed only when a step makes several updates) and reference
      log-probs (only when kl.coef > 0) from the trainer: before the rewards are final, because the
