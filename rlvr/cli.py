@@ -276,6 +276,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     from rlvr.data.sources import DataError
     from rlvr.eval.sweep import SweepError, list_checkpoints, run_sweep
+    from rlvr.schema import UserError
 
     if args.list_checkpoints:
         try:
@@ -291,9 +292,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     try:
         run_sweep(sweep, world, checkpoint_index=args.checkpoint_index, score_only=args.score_only)
         code = EXIT_OK
-    except (SweepError, DataError) as err:
+    except (SweepError, UserError) as err:
         print(f"rlvr eval: {err}", file=sys.stderr)
-        code = EXIT_USAGE if isinstance(err, DataError) else EXIT_FAIL
+        code = EXIT_USAGE if isinstance(err, UserError) else EXIT_FAIL
     if world.distributed:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rlvr.rundir import write_atomic
+from rlvr.schema import UserError
 from rlvr.verify.config import VerifierConfig
 
 VERDICT_FIELDS = ("policy", "require_box", "numeric", "interval_relations")
@@ -34,6 +35,31 @@ def verdict_config(config: VerifierConfig | dict[str, Any] | None) -> dict[str, 
         return None
     data = config.model_dump(mode="json") if isinstance(config, VerifierConfig) else config
     return {k: data.get(k) for k in VERDICT_FIELDS}
+
+
+ROW_TYPES: dict[str, type | tuple[type, ...]] = {"index": int, "sample": int, "completion": str,
+                                                 "correct": (bool, type(None))}
+"""The fields a cached row must hold, with their types: a row that is not valid JSON or holds, say,
+`"correct": "maybe"` would otherwise change a score silently (a bool-like string counts as correct)."""
+
+
+class CacheCorrupt(UserError):
+    """A cache line that is not a row this module wrote (edited by hand, damaged on disk)."""
+
+
+def check_row(row: Any, where: str) -> dict[str, Any]:
+    """`row` if it is a cache row; else CacheCorrupt naming `where` (file:line) and the fix."""
+    fix = "delete that line (or the file) and run the sweep again: missing rows are regenerated"
+    if not isinstance(row, dict):
+        raise CacheCorrupt(f"{where}: a cache row must be a JSON object, got {type(row).__name__}; {fix}")
+    for field, kind in ROW_TYPES.items():
+        if field in row and not isinstance(row[field], kind) or field not in row and field != "correct":
+            got = repr(row[field]) if field in row else "nothing"
+            raise CacheCorrupt(f"{where}: field '{field}' must be {getattr(kind, '__name__', 'true/false/null')}, "
+                               f"got {got}; {fix}")
+        if kind is int and isinstance(row[field], bool):
+            raise CacheCorrupt(f"{where}: field '{field}' must be an integer, got {row[field]!r}; {fix}")
+    return row
 
 
 class CacheFile:
@@ -55,7 +81,18 @@ class CacheFile:
         if end < len(data):
             with open(self.path, "r+b") as f:
                 f.truncate(end)
-        return [json.loads(line) for line in data[:end].decode().splitlines() if line.strip()]
+        rows = []
+        for n, line in enumerate(data[:end].decode(errors="replace").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except (json.JSONDecodeError, RecursionError) as err:
+                raise CacheCorrupt(f"{self.path}:{n}: not a JSON row ({getattr(err, 'msg', 'nested too deeply')}); "
+                                   "delete that line (or the file) and run the sweep again: missing rows are "
+                                   "regenerated") from None
+            rows.append(check_row(row, f"{self.path}:{n}"))
+        return rows
 
     def append(self, rows: list[dict[str, Any]]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +105,13 @@ class CacheFile:
         write_atomic(self.path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
     def read_meta(self) -> dict[str, Any] | None:
-        return json.loads(self.meta_path.read_text()) if self.meta_path.is_file() else None
+        if not self.meta_path.is_file():
+            return None
+        try:
+            return json.loads(self.meta_path.read_text())
+        except json.JSONDecodeError as err:
+            raise CacheCorrupt(f"{self.meta_path}: not valid JSON ({err.msg}); delete it and run the sweep again "
+                               "(its rows are re-judged, not regenerated)") from None
 
     def write_meta(self, meta: dict[str, Any]) -> None:
         self.meta_path.parent.mkdir(parents=True, exist_ok=True)

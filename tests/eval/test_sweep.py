@@ -6,6 +6,7 @@ re-scoring under another grader that re-judges without generating."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -111,15 +112,40 @@ def test_shipped_specs_resolve(tmp_path, shared_data):
     assert [s.key(seed) for s, seed in tiny.settings["toy"]] == ["chat-T0-p1-k1-len96-seed0", "chat-T0.8-p1-k4-len96-seed0"]
 
 
+def _row(i: int, **kv) -> dict:
+    return {"index": i, "sample": 0, "completion": "x", "correct": False, **kv}
+
+
 def test_a_torn_last_line_is_cut_and_earlier_rows_kept(tmp_path):
     cache = CacheFile(tmp_path, "ckpt", "bench", "key")
-    cache.append([{"index": 0, "sample": 0}, {"index": 1, "sample": 0}])
+    cache.append([_row(0), _row(1)])
     with open(cache.path, "a") as f:
         f.write('{"index": 2, "sam')  # killed mid-write
-    assert cache.read() == [{"index": 0, "sample": 0}, {"index": 1, "sample": 0}]
+    assert cache.read() == [_row(0), _row(1)]
     assert cache.path.read_text().endswith("}\n")
-    cache.append([{"index": 2, "sample": 0}])
+    cache.append([_row(2)])
     assert [r["index"] for r in cache.read()] == [0, 1, 2]
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('{"index": 1, "sample": 0, "completion": "x", "correct": "maybe"}', "field 'correct' must be true/false/null, got 'maybe'"),
+    ('{"index": 1, "sample": 0 "completion": "x"}', "not a JSON row"),
+    ("[" * 100000 + "]" * 100000, "not a JSON row"),
+    ('{"index": "1", "sample": 0, "completion": "x"}', "field 'index' must be int, got '1'"),
+    ('{"index": 1, "sample": 0}', "field 'completion' must be str, got nothing"),
+])
+def test_a_damaged_cache_line_is_named_not_scored(tmp_path, line, message):
+    """A line edited by hand or damaged on disk (not the torn last line of a kill) stops the sweep with the
+    file, the line and the fix (issue #20: a JSONDecodeError naming no file, or "maybe" counted silently)."""
+    from rlvr.eval.cache import CacheCorrupt
+
+    cache = CacheFile(tmp_path, "ckpt", "bench", "key")
+    cache.append([_row(0)])
+    with open(cache.path, "a") as f:
+        f.write(line + "\n")
+    cache.append([_row(2)])
+    with pytest.raises(CacheCorrupt, match=f"{cache.path}:2: .*" + re.escape(message) + ".*delete that line"):
+        cache.read()
 
 
 # ------------------------------------------------------------------------------------ a real sweep
