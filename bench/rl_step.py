@@ -20,6 +20,11 @@ every completion runs to --max-tokens, so both systems decode the same number of
 mean nothing. rlvr-vllm needs a vLLM build for the device (skipped with `--systems trl,rlvr-hf`).
 `--repeats N` runs the three systems N times, interleaved (trl, rlvr-hf, rlvr-vllm, trl, ...), and
 reports medians over all their steps, so a machine shared with other jobs loads them alike.
+
+PPO: `--ppo` adds, for each rlvr system, the same run with `advantage: gae` (a critic initialised from the
+policy, its own DeepSpeed engine and AdamW, lr --critic-lr; one no-grad value pass and one critic update
+per step), reported beside its GRPO run with `ratio_vs_grpo` (PPO step / GRPO step, same generator).
+`--systems rlvr-hf,rlvr-hf-ppo` runs without TRL (no ratio_vs_trl then).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+SYSTEMS = ("trl", "rlvr-hf", "rlvr-vllm", "rlvr-hf-ppo", "rlvr-vllm-ppo")
 
 
 def run_trl(args: argparse.Namespace, out: Path) -> None:
@@ -92,9 +98,10 @@ def run_trl(args: argparse.Namespace, out: Path) -> None:
                                "longest": longest}))
 
 
-def run_rlvr(args: argparse.Namespace, backend: str, out: Path) -> None:
+def run_rlvr(args: argparse.Namespace, backend: str, out: Path, ppo: bool = False) -> None:
     run_dir = Path(tempfile.mkdtemp()) / "run"
-    stage = (f"[{{name: rl, type: rlvr, init: {args.model}, data: {{toy: {{n: {args.prompts * (args.steps + 1)}, "
+    critic = f"advantage: gae, critic: {{optim: {{lr: {args.critic_lr}, schedule: constant}}}}, " if ppo else ""
+    stage = (f"[{{name: rl, type: rlvr, init: {args.model}, {critic}data: {{toy: {{n: {args.prompts * (args.steps + 1)}, "
              f"levels: {args.levels}}}}}, prompts_per_step: {args.prompts}, rollouts_per_prompt: {args.rollouts}, "
              f"temperature: {args.temperature}, max_response_tokens: {args.max_tokens}, max_steps: {args.steps}, "
              f"optim: {{lr: {args.lr}, schedule: constant, grad_clip: 1.0}}, "
@@ -157,7 +164,10 @@ def main() -> None:
     source.add_argument("--shape", type=Path, help="a model config JSON (bench/configs/): random weights of that shape")
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     p.add_argument("--grad-ckpt", action="store_true", help="gradient checkpointing in both systems")
-    p.add_argument("--systems", default="trl,rlvr-hf,rlvr-vllm", help="comma-separated subset to run")
+    p.add_argument("--systems", default="trl,rlvr-hf,rlvr-vllm",
+                   help="comma-separated subset of trl, rlvr-hf, rlvr-vllm, rlvr-hf-ppo, rlvr-vllm-ppo")
+    p.add_argument("--ppo", action="store_true", help="also run each rlvr system with advantage: gae (a critic)")
+    p.add_argument("--critic-lr", type=float, default=1e-3, help="the critic's lr with --ppo")
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--prompts", type=int, default=8)
     p.add_argument("--rollouts", type=int, default=8)
@@ -166,7 +176,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=[1])
     p.add_argument("--repeats", type=int, default=1, help="interleaved runs of each system")
-    p.add_argument("--only", choices=["trl", "rlvr-hf", "rlvr-vllm"], help=argparse.SUPPRESS)
+    p.add_argument("--only", choices=SYSTEMS, help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -174,11 +184,14 @@ def main() -> None:
     if args.only == "trl":
         return run_trl(args, args.out)
     if args.only:
-        return run_rlvr(args, args.only.split("-")[1], args.out)
+        return run_rlvr(args, args.only.split("-")[1], args.out, ppo=args.only.endswith("-ppo"))
     names = tuple(args.systems.split(","))
-    unknown = set(names) - {"trl", "rlvr-hf", "rlvr-vllm"}
-    if unknown or "trl" not in names:
-        raise SystemExit(f"--systems {args.systems!r}: choose from trl, rlvr-hf, rlvr-vllm, and include trl (the baseline)")
+    if args.ppo:
+        names += tuple(f"{n}-ppo" for n in names if n in ("rlvr-hf", "rlvr-vllm") and f"{n}-ppo" not in names)
+    unknown = set(names) - set(SYSTEMS)
+    if unknown or not ("trl" in names or any(n.endswith("-ppo") for n in names)):
+        raise SystemExit(f"--systems {args.systems!r}: choose from {', '.join(SYSTEMS)}, and include trl (the "
+                         "baseline) or a PPO system (with its GRPO run)")
     argv = sys.argv[1:]
     if args.shape:  # build once; every system loads the same random weights
         model_dir = build_shape(args.shape, Path(tempfile.mkdtemp()) / "model")
@@ -191,9 +204,12 @@ def main() -> None:
             subprocess.run([sys.executable, __file__, *argv, "--only", name, "--out", str(out)], check=True)
             runs[name].append(json.loads(out.read_text()))
     results = {name: summary(name, runs[name]) for name in names}
-    trl = results["trl"]["median_step_s"]
     for r in results.values():
-        r["ratio_vs_trl"] = r["median_step_s"] / trl
+        if "trl" in results:
+            r["ratio_vs_trl"] = r["median_step_s"] / results["trl"]["median_step_s"]
+        grpo = results.get(r["system"].removesuffix("-ppo")) if r["system"].endswith("-ppo") else None
+        if grpo is not None:
+            r["ratio_vs_grpo"] = r["median_step_s"] / grpo["median_step_s"]
     print(json.dumps(list(results.values()), indent=2))
 
 

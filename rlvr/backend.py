@@ -116,9 +116,10 @@ class DeepSpeedBackend:
     """One model under DeepSpeed with its optimizer and lr schedule."""
 
     def __init__(self, engine: Any, world: World, zero_stage: int, grad_accum: int, micro_batch_size: int,
-                 logits_chunk_tokens: int | None = None):
+                 logits_chunk_tokens: int | None = None, token_scores: bool = True):
         """`logits_chunk_tokens`: positions per LM-head chunk of the token scorer (0: full logits; None: the
-        config's default for the model's vocabulary)."""
+        config's default for the model's vocabulary). `token_scores=False`: a model with no LM head (a value
+        model, rlvr.models.value), so no scorer (`scorer` is None)."""
         self.engine = engine
         self.world = world
         self.zero_stage = zero_stage
@@ -126,16 +127,17 @@ class DeepSpeedBackend:
         self.micro_batch_size = micro_batch_size
         self._micro = 0
         self._expected = grad_accum  # backward calls in the current step (accumulate() may change it)
-        self.scorer = token_scorer(self.forward, engine.module, logits_chunk_tokens, partitioned=self.partitioned)
+        self.scorer = (token_scorer(self.forward, engine.module, logits_chunk_tokens, partitioned=self.partitioned)
+                       if token_scores else None)
         """Scores tokens with the trainer (rlvr.models.scoring.TokenScorer): log-probs and entropy in LM-head
         chunks, inside the model's forward, so ZeRO-3 gathers the head like any layer."""
-        if self.scorer.fallback:
+        if self.scorer is not None and self.scorer.fallback:
             world.print0(f"[backend] token scores from full-vocabulary logits, not LM-head chunks: {self.scorer.fallback}")
 
     @classmethod
     def wrap(cls, model: torch.nn.Module, *, world: World, config: BackendConfig, optim: OptimConfig,
              dtype: str, total_steps: int, micro_batch_size: int | None = None,
-             grad_accum: int | None = None) -> DeepSpeedBackend:
+             grad_accum: int | None = None, token_scores: bool = True) -> DeepSpeedBackend:
         import deepspeed
 
         init_deepspeed(world)
@@ -164,7 +166,8 @@ class DeepSpeedBackend:
         if config.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             model.config.use_cache = False
-        install_scoring_head(model)  # before DeepSpeed registers its hooks (same module and parameters either way)
+        if token_scores:
+            install_scoring_head(model)  # before DeepSpeed registers its hooks (same module and parameters either way)
         optimizer = torch.optim.AdamW(
             _param_groups(model, optim.weight_decay), lr=optim.lr, betas=optim.betas, eps=optim.eps
         )
@@ -175,7 +178,8 @@ class DeepSpeedBackend:
         engine, _, _, _ = deepspeed.initialize(
             model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config
         )
-        return cls(engine, world, config.zero_stage, gas, micro, config.logits_chunk(model.config.vocab_size))
+        return cls(engine, world, config.zero_stage, gas, micro, config.logits_chunk(model.config.vocab_size),
+                   token_scores=token_scores)
 
     # ------------------------------------------------------------------ training verbs
     @property

@@ -42,7 +42,8 @@ class CheckpointDamaged(RuntimeError):
     """A checkpoint whose files are not those that were written (truncated, missing)."""
 
 
-def load_newest_intact(backend: Any, directory: Path, world: World) -> tuple[Path, dict[str, Any]] | None:
+def load_newest_intact(backend: Any, directory: Path, world: World,
+                       others: dict[str, Any] | None = None) -> tuple[Path, dict[str, Any]] | None:
     """Restore the newest checkpoint of `directory` that every rank can read; returns (path, its
     trainer_state) or None when there is none. A checkpoint a file of which cannot be read (truncated
     by a full disk, damaged by hand) is named with the error and the next older one is tried: a load
@@ -54,7 +55,7 @@ def load_newest_intact(backend: Any, directory: Path, world: World) -> tuple[Pat
     for _, path in reversed(found):
         error = None
         try:
-            state = load_checkpoint(backend, path, world)
+            state = load_checkpoint(backend, path, world, others=others)
         except UserError:  # written by another number of ranks: not damage, and older ones share it
             raise
         except Exception as err:  # noqa: BLE001 - any unreadable file: torch, safetensors, JSON, OS errors
@@ -91,8 +92,9 @@ def _set_rng_state(tensors: dict[str, torch.Tensor], extra: dict[str, Any]) -> N
 
 
 def save_checkpoint(backend: Any, directory: Path, step: int, state: dict[str, Any], world: World,
-                    keep: int) -> Path:
-    """Collective: every rank calls it. Returns the final `step-N` path."""
+                    keep: int, others: dict[str, Any] | None = None) -> Path:
+    """Collective: every rank calls it. Returns the final `step-N` path. `others`: more backends saved with
+    the same step (PPO's critic), each in its own subdirectory `step-N/<name>/`."""
     from safetensors.torch import save_file
 
     tmp, final = directory / f".tmp-step-{step}", directory / f"step-{step}"
@@ -101,6 +103,8 @@ def save_checkpoint(backend: Any, directory: Path, step: int, state: dict[str, A
         tmp.mkdir(parents=True)
     world.barrier()
     backend.save_state(tmp)
+    for name, other in (others or {}).items():
+        other.save_state(tmp / name)
     tensors, extra = _rng_state()
     save_file(tensors, str(tmp / f"rng-rank{world.rank}.safetensors"))
     (tmp / f"rng-rank{world.rank}.json").write_text(json.dumps(extra))
@@ -119,8 +123,9 @@ def save_checkpoint(backend: Any, directory: Path, step: int, state: dict[str, A
     return final
 
 
-def load_checkpoint(backend: Any, path: Path, world: World) -> dict[str, Any]:
-    """Restore weights/optimizer/schedule and this rank's RNG; returns trainer_state.json."""
+def load_checkpoint(backend: Any, path: Path, world: World, others: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Restore weights/optimizer/schedule (of `backend` and of each of `others`, from `path/<name>/`) and this
+    rank's RNG; returns trainer_state.json."""
     from safetensors.torch import load_file
 
     state = json.loads((path / "trainer_state.json").read_text())
@@ -136,6 +141,10 @@ def load_checkpoint(backend: Any, path: Path, world: World) -> dict[str, Any]:
     if damaged:
         raise CheckpointDamaged(f"{path}: " + "; ".join(damaged))
     backend.load_state(path)
+    for name, other in (others or {}).items():
+        if not (path / name).is_dir():
+            raise UserError(f"{path} holds no {name}/ state; it was written by a stage without a {name}")
+        other.load_state(path / name)
     rng = path / f"rng-rank{world.rank}.safetensors"
     if rng.is_file():
         _set_rng_state(load_file(str(rng)), json.loads((path / f"rng-rank{world.rank}.json").read_text()))

@@ -285,6 +285,28 @@ class PromptFilterConfig(Strict):
     """Drop groups whose response lengths vary more than this (std / mean): keep uniform-length prompts."""
 
 
+class CriticConfig(Strict):
+    """PPO's value model (`advantage: gae`): its weights, optimizer and GAE/value-loss settings. Defaults are
+    verl's (ppo_trainer.yaml: critic.optim, algorithm.gamma/lam, critic.cliprange_value, trainer.critic_warmup)."""
+
+    init: str | None = None
+    """null: the policy's input weights (the stage's `init`) with a fresh scalar head (nn.Linear(hidden, 1),
+    normal(0, initializer_range), bias 0, as verl's AutoModelForTokenClassification head); or a path to a
+    causal LM (fresh head) or to a critic export (stages/<name>/critic/, head kept)."""
+    optim: OptimConfig = Field(default_factory=lambda: OptimConfig(lr=1e-5, schedule="constant", weight_decay=0.01))
+    """The critic's own optimizer; verl's critic.optim defaults: lr 1e-5, constant, weight_decay 0.01."""
+    gamma: float = Field(1.0, ge=0, le=1)
+    """GAE discount (verl algorithm.gamma 1.0)."""
+    lam: float = Field(1.0, ge=0, le=1)
+    """GAE lambda (verl algorithm.lam 1.0)."""
+    value_clip: float = Field(0.5, gt=0)
+    """Value clipping around the rollout-time values (verl critic.cliprange_value 0.5)."""
+    warmup_steps: int = Field(0, ge=0)
+    """The policy is not updated during the first N steps; the critic is (verl trainer.critic_warmup 0)."""
+    loss_agg: Literal["token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"] = "token-mean"
+    """Aggregation of the value loss (verl critic.loss_agg_mode: the actor's, token-mean by default)."""
+
+
 class RlvrStage(_StageCommon):
     """RL with verifiable reward: GRPO-family policy gradient on verifier-judged rollouts."""
 
@@ -334,7 +356,11 @@ class RlvrStage(_StageCommon):
     clip_high: float = Field(0.2, ge=0)
     """> clip_low gives DAPO's clip-higher (e.g. 0.28)."""
     loss_agg: Literal["token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"] = "token-mean"
-    advantage: Literal["grpo", "dr_grpo", "rloo", "reinforce_pp_baseline"] = "grpo"
+    advantage: Literal["grpo", "dr_grpo", "rloo", "reinforce_pp_baseline", "gae"] = "grpo"
+    """An outcome estimator of rlvr.rl.advantages.ESTIMATORS, or `gae`: PPO with a value model (the `critic`
+    section), per-token advantages and returns from GAE (docs/algorithms.md, PPO)."""
+    critic: CriticConfig | None = None
+    """The value model; required by, and only allowed with, `advantage: gae`."""
     kl: KLConfig = Field(default_factory=KLConfig)
     entropy_coef: float = 0.0
     """> 0 raises entropy: loss -= entropy_coef * aggregate(H) on temperature-scaled logits
@@ -371,6 +397,11 @@ class RlvrStage(_StageCommon):
             problems.append(f"validation: max_tokens {self.validation.max_tokens()} leaves no room for the prompt in "
                             f"generation.max_model_len {self.generation.max_model_len} (validation uses the stage's "
                             "engine); lower validation.settings.max_tokens or raise generation.max_model_len")
+        if self.advantage == "gae" and self.critic is None:
+            problems.append("advantage: gae needs a value model: add a `critic:` section (e.g. critic: {})")
+        if self.critic is not None and self.advantage != "gae":
+            problems.append(f"critic: is used only by advantage: gae (advantage is {self.advantage}); remove the "
+                            "critic section or set advantage: gae")
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -314,6 +314,8 @@ class StageSetup:
     entropy: bool = False
     reference: bool = False
     """A second full copy of the model on every rank (rlvr with kl.coef > 0)."""
+    critic: bool = False
+    """A value model with its own gradients and optimizer (rlvr with advantage: gae)."""
     vllm_utilization: float = 0.0
     """generation.gpu_memory_utilization when the stage generates with vllm, else 0."""
     vllm_awake_in_training: bool = False
@@ -359,7 +361,8 @@ def stage_setup(stage: Any, recipe: Recipe, vocab: int) -> StageSetup:
                 else "hf generation shares the trainer's weights (its KV cache is not counted)")
         return StageSetup(**base, seq_len=seq, tokens=budget or micro * seq,
                           scored_fraction=stage.max_response_tokens / seq, entropy=stage.entropy_coef != 0,
-                          reference=stage.kl.coef > 0, vllm_awake_in_training=awake, generation_note=note, **vllm)
+                          reference=stage.kl.coef > 0, critic=stage.advantage == "gae", vllm_awake_in_training=awake,
+                          generation_note=note, **vllm)
     if isinstance(stage, EvalStage):
         return StageSetup(**base, seq_len=0, tokens=0, generation_note="evaluation only: no training", **vllm)
     raise PlanError(f"stage {stage.name}: type {stage.type} is not known to rlvr plan")
@@ -382,6 +385,8 @@ class StageMemory:
     vllm: float
     train: float
     rollout: float
+    critic: float = 0.0
+    """PPO's value model: weights, gradients, optimizer and DeepSpeed buffers of its own engine (both phases)."""
 
     @property
     def peak(self) -> float:
@@ -404,12 +409,24 @@ def stage_memory(shape: ModelShape, s: StageSetup, world: int, gpu_memory: float
     act_other = activation_bytes(shape, s.tokens, s.dtype, not s.gradient_checkpointing)
     logits = logits_bytes(shape, round(s.tokens * s.scored_fraction), s.logits_chunk_tokens, s.dtype, s.entropy)
     ref = DTYPE_BYTES[s.dtype] * n if s.reference else 0.0
-    states = weights + optim + buffers + ref
-    train = states + grads + act + logits + (vllm if s.vllm_awake_in_training else 0.0)
+    critic, critic_grads = critic_bytes(shape, s, world, grad_bytes) if s.critic else (0.0, 0.0)
+    states = weights + optim + buffers + ref + critic
+    train = states + grads + critic_grads + act + logits + (vllm if s.vllm_awake_in_training else 0.0)
     rollout = states + vllm if vllm else 0.0
     if s.type == "dpo":  # the policy's engine runs before DeepSpeed wraps the model
         rollout = vllm
-    return StageMemory(weights, grads, optim, optim_cpu, buffers, act, act_other, logits, ref, vllm, train, rollout)
+    return StageMemory(weights, grads, optim, optim_cpu, buffers, act, act_other, logits, ref, vllm, train, rollout,
+                       critic + critic_grads)
+
+
+def critic_bytes(shape: ModelShape, s: StageSetup, world: int, grad_bytes: int | None = None) -> tuple[float, float]:
+    """PPO's value model per GPU, (weights + optimizer + ZeRO buffers, gradients): the trunk (the policy without
+    its LM head) plus a Linear(H, 1) head under its own engine. The first part is held in both phases (the
+    engine is not put to sleep), the gradients while training, as the policy's. Its activations are not added:
+    it trains after the policy's update has freed the policy's, on the same micro-batches, with no LM head."""
+    n = parameter_count(replace(shape, tied=True)) + shape.hidden + 1
+    weights, grads, optim, _ = model_state_bytes(n, s.dtype, s.zero_stage, world, s.offload_optimizer, grad_bytes)
+    return weights + optim + zero_buffer_bytes(shape, s.dtype, s.zero_stage, grad_bytes), grads
 
 
 @dataclass
@@ -610,6 +627,8 @@ def _stage_note(p: StagePlan) -> str:
                      + (f" ({scored:,} scored)" if scored != s.tokens else ""))
         if s.reference:
             parts.append(f"reference model for the KL term ({_gib(m.reference)} GiB, a full copy per GPU)")
+        if s.critic:
+            parts.append(f"critic (value model) with its optimizer ({_gib(m.critic)} GiB)")
         if m.optimizer_cpu:
             parts.append(f"optimizer states on CPU: {_gib(m.optimizer_cpu)} GiB per rank")
     else:

@@ -101,6 +101,13 @@ def masked_whiten(x: Tensor, mask: Tensor) -> Tensor:
     return (x - mean) * torch.rsqrt(var + 1e-8)
 
 
+def whiten(x: Tensor, mask: Tensor, mean: float, var: float) -> Tensor:
+    """(x - mean) / sqrt(var + 1e-8) where mask is 1, 0 elsewhere: `masked_whiten` with given statistics, so a
+    batch split over ranks is whitened with the whole batch's mean and unbiased variance (gathered by the
+    caller), as verl whitens the whole step's batch. x, mask: [B,T] -> [B,T]."""
+    return torch.where(mask > 0, (x - mean) * torch.rsqrt(torch.tensor(var + 1e-8, dtype=x.dtype)), torch.zeros_like(x))
+
+
 @torch.no_grad()
 def gae(token_rewards: Tensor, values: Tensor, mask: Tensor, gamma: float, lam: float,
         *, whiten: bool = True) -> tuple[Tensor, Tensor]:

@@ -49,6 +49,16 @@ def score_padded(scorer, batch: list[Row], pad_id: int, device, temp: float, wit
     P-1 .. P+T-2 of every row. The LM head scores those T columns only (`logits_to_keep`), with
     explicit position ids, so the padding shifts no position. Returns logp [B,T], mask [B,T] (fp32),
     entropy [B,T] or None."""
+    ids, attn, pos, P, T = padded_inputs(batch, pad_id, device)
+    keep = torch.arange(P - 1, P + T - 1, device=device)
+    logp, ent = scorer(ids[:, P:], temperature=temp, with_entropy=with_entropy, entropy_grad=entropy_grad,
+                       input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False, logits_to_keep=keep)
+    return logp, attn[:, P:].to(torch.float32), ent
+
+
+def padded_inputs(batch: list[Row], pad_id: int, device):
+    """`score_padded`'s layout: (ids [B, P+T], attention mask [B, P+T], position ids [B, P+T], P, T), prompts
+    left-padded to the longest prompt P, completions right-padded to T, every completion starting at column P."""
     P, T = max(len(r.prompt_ids) for r in batch), max(len(r.completion_ids) for r in batch)
     ids = [[pad_id] * (P - len(r.prompt_ids)) + r.prompt_ids + r.completion_ids + [pad_id] * (T - len(r.completion_ids))
            for r in batch]
@@ -56,10 +66,18 @@ def score_padded(scorer, batch: list[Row], pad_id: int, device, temp: float, wit
             + [0] * (T - len(r.completion_ids)) for r in batch]
     ids, attn = torch.tensor(ids, device=device), torch.tensor(attn, device=device)
     pos = (attn.cumsum(-1) - 1).clamp(min=0)
-    keep = torch.arange(P - 1, P + T - 1, device=device)
-    logp, ent = scorer(ids[:, P:], temperature=temp, with_entropy=with_entropy, entropy_grad=entropy_grad,
-                       input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False, logits_to_keep=keep)
-    return logp, attn[:, P:].to(torch.float32), ent
+    return ids, attn, pos, P, T
+
+
+def forward_values(forward, batch: list[Row], pad_id: int, device):
+    """A value model's V(s_t) for each completion token t: the state *before* the token, i.e. the value read
+    from the hidden state at the position that predicts it, columns P-1 .. P+T-2 of `score_padded`'s layout
+    (verl's critic: `values[:, -response_length - 1 : -1]`). `forward` runs the value model (a backend's
+    forward, or the module) and returns values at every position [B, P+T]. Returns (values [B,T] fp32, with a
+    graph when grad is on; mask [B,T] fp32). No prompt sharing: the critic's forward is the padded one."""
+    ids, attn, pos, P, T = padded_inputs(batch, pad_id, device)
+    values = forward(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False)  # [B, P+T]
+    return values[:, P - 1:P + T - 1].float(), attn[:, P:].to(torch.float32)
 
 
 def score_shared(scorer, batch: list[Row], pad_id: int, device, temp: float, with_entropy: bool,

@@ -37,6 +37,8 @@ class StageContext:
     superseded: Path
     """Where metrics.jsonl rows of steps this attempt redoes are moved (RUN_DIR/superseded/<time>/)."""
     _tokenizer: Any = field(default=None, repr=False)
+    checkpointed: dict[str, Any] = field(default_factory=dict, repr=False)
+    """More backends saved, resumed and exported with the stage's model (`also_checkpoint`)."""
 
     # ---------------------------------------------------------------- sizes
     @property
@@ -72,16 +74,24 @@ class StageContext:
         model = load_model(self.input_model, dtype=m.dtype, trust_remote_code=m.trust_remote_code)
         return tokenizer, model
 
-    def wrap(self, model: Any, total_steps: int, grad_accum: int | None = None):
+    def wrap(self, model: Any, total_steps: int, grad_accum: int | None = None, optim: Any = None,
+             token_scores: bool = True):
         """The model under the training backend; `grad_accum` overrides the configured value for
-        stages that derive it (rlvr)."""
+        stages that derive it (rlvr); `optim` the stage's optimizer (a second model's, e.g. PPO's critic);
+        `token_scores=False` for a model without an LM head."""
         from rlvr.backend import DeepSpeedBackend
 
         return DeepSpeedBackend.wrap(
-            model, world=self.world, config=self.recipe.backend, optim=self.cfg.optim,
+            model, world=self.world, config=self.recipe.backend, optim=optim or self.cfg.optim,
             dtype=self.recipe.model.dtype, total_steps=total_steps,
             micro_batch_size=self.micro_batch_size, grad_accum=grad_accum or self.grad_accum,
+            token_scores=token_scores,
         )
+
+    def also_checkpoint(self, name: str, backend: Any) -> None:
+        """Save, resume and export `backend` together with the stage's model: in checkpoints/step-N/<name>/,
+        and at the end to stages/<stage>/<name>/ (PPO's critic). Register before `resume_from`."""
+        self.checkpointed[name] = backend
 
     # ---------------------------------------------------------------- checkpoints
     def resume_from(self, backend: Any, fingerprint: str) -> int:
@@ -89,7 +99,8 @@ class StageContext:
         metrics.jsonl holds for later steps (logged before a kill, redone now) move to superseded/."""
         from rlvr.checkpoint import load_newest_intact
 
-        loaded = load_newest_intact(backend, self.run.checkpoints(self.name), self.world) if self.resume else None
+        loaded = load_newest_intact(backend, self.run.checkpoints(self.name), self.world,
+                                    others=self.checkpointed) if self.resume else None
         start = 0
         if loaded is not None:
             path, state = loaded
@@ -126,7 +137,7 @@ class StageContext:
 
         return save_checkpoint(backend, self.run.checkpoints(self.name), step,
                                {"stage": self.name, "data_fingerprint": fingerprint}, self.world,
-                               keep=self.cfg.keep_checkpoints)
+                               keep=self.cfg.keep_checkpoints, others=self.checkpointed)
 
     def after_step(self, backend: Any, step: int, total: int, fingerprint: str) -> None:
         """At the boundary after optimizer step `step`: the periodic checkpoint (save_every), the
@@ -144,6 +155,9 @@ class StageContext:
         if start < total:
             self.save(backend, total, fingerprint)
         final = self.export(backend, tokenizer)
+        for name, other in self.checkpointed.items():
+            self.export(other, tokenizer, self.run.stage(self.name) / name)
+            other.close()
         backend.close()
         return final
 
@@ -155,6 +169,8 @@ class StageContext:
         if reason := preempt.requested(self.run.root, self.world):
             path = self.save(backend, step, fingerprint)
             preempt.acknowledge(self.run.root, self.name, step, path, self.world)
+            for other in self.checkpointed.values():
+                other.close()
             backend.close()
             raise preempt.Preempted(self.name, step, path, reason)
 

@@ -1,5 +1,5 @@
 """RL with verifiable reward: the GRPO family with KL and entropy terms (1-shot RLVR, DAPO, Dr. GRPO,
-Phi-4-Mini-Reasoning's RL fixes).
+Phi-4-Mini-Reasoning's RL fixes), and PPO with a value model (`advantage: gae`).
 
 One step, as implemented:
   1. each rank takes its share of the step's prompts (`prompts_per_step` over all ranks; a dataset of
@@ -10,16 +10,20 @@ One step, as implemented:
      DAPO dynamic sampling regenerates to replace groups with all-equal rewards;
   3. old log-probs (a no-grad pass, needed only when a step makes several updates) and reference
      log-probs (only when kl.coef > 0) from the trainer: before the rewards are final, because the
-     KL-in-reward term reads them;
+     KL-in-reward term reads them; PPO: the critic's values V(s_t) of every response token (no grad);
   4. rewards shaped (DAPO's overlong penalty, KL in the reward), then advantages from the rewards of
      *all* ranks (rlvr.rl.advantages.ESTIMATORS), so group and batch statistics never depend on where a
-     rollout was generated;
+     rollout was generated. PPO instead: token rewards (the outcome on the last token, KL per token when
+     it is in the reward), GAE(gamma, lam) advantages and returns per rollout, the advantages whitened
+     with the mean and variance of the whole step's tokens on all ranks;
   5. selection: overlong filtering, Phi-4's prompt filters and reward rebalancing decide which rollouts
      carry loss;
   6. `ppo_epochs` passes over `prompts_per_step / mini_batch_prompts` mini-batches, one optimizer step
      each, the loss rlvr.rl.objectives.OBJECTIVES[objective] (grpo: policy_loss(clip_low, clip_high,
      loss_agg) + kl.coef * KL - entropy_coef * H), every term aggregated with the mini-batch's global
-     token/sequence counts (micro-batch and rank invariant);
+     token/sequence counts (micro-batch and rank invariant). PPO: the same over the same mini-batches
+     for the critic, with rlvr.rl.losses.value_loss against the returns (clipped at critic.value_clip
+     around the step-3 values); the policy is not updated in the first critic.warmup_steps steps;
   7. weight sync into the engine, then the probe: a few fixed sequences scored by trainer and engine;
      a gap above the dtype's limit, or an engine closer to the previous weights than to the new ones, or
      one that did not move with the trainer, stops the run (stale or garbage weights; rlvr.generate.probe,
@@ -47,17 +51,17 @@ from typing import Any
 
 import torch
 
-from rlvr.config import RlvrStage, TemperatureSchedule
+from rlvr.config import CriticConfig, RlvrStage, TemperatureSchedule
 from rlvr.data.lm import chat_messages, render_prompt
 from rlvr.data.order import EpochOrder
 from rlvr.data.sources import load_rows
 from rlvr.eval.validation import Validation
 from rlvr.models.scoring import can_share_prompts
-from rlvr.rl.advantages import ESTIMATORS
+from rlvr.rl.advantages import ESTIMATORS, gae, whiten
 from rlvr.rl.batching import pad_parts
 from rlvr.rl.example_log import ExampleLog, count_examples
-from rlvr.rl.layouts import forward_response, micro_batch_splitter, micro_batches, pad_rows
-from rlvr.rl.losses import kl
+from rlvr.rl.layouts import forward_response, forward_values, micro_batch_splitter, micro_batches, pad_rows
+from rlvr.rl.losses import kl, value_loss
 from rlvr.rl.objectives import OBJECTIVES, ObjectiveConfig, ObjectiveInputs
 from rlvr.schema import UserError
 from rlvr.stages.context import StageContext, StageResult, fingerprint
@@ -84,6 +88,11 @@ class Rollout:
     old_logp: torch.Tensor | None = None
     ref_logp: torch.Tensor | None = None
     example: int | str = -1  # the prompt's example id in the data (examples.jsonl)
+    # PPO (advantage: gae), per completion token [n]: GAE advantages (`advantage` is then their mean, for
+    # statistics), the critic's values when the rollout was scored, and the returns it regresses on
+    token_advantages: torch.Tensor | None = None
+    old_values: torch.Tensor | None = None
+    returns: torch.Tensor | None = None
 
 
 @dataclass
@@ -230,7 +239,7 @@ def shape_rewards(cfg: RlvrStage, rollouts: list[Rollout], old: list[torch.Tenso
             over = len(r.completion_ids) - limit
             if over > 0:
                 rewards[i] -= ov.penalty * min(1.0, over / ov.buffer)
-    if cfg.kl.coef > 0 and cfg.kl.placement == "reward":
+    if cfg.kl.coef > 0 and cfg.kl.placement == "reward" and cfg.advantage != "gae":  # gae: per token, token_rewards
         for i, r in enumerate(rollouts):
             lp = old[i] if old[i] is not None else torch.tensor(r.rollout_logp)
             rewards[i] -= cfg.kl.coef * float(kl(lp, ref[i], cfg.kl.kind).sum())
@@ -246,6 +255,69 @@ def compute_advantages(world, estimator: str, rewards: list[float], groups: list
     group_ids = torch.tensor([x[1] for g in gathered for x in g], dtype=torch.long)
     adv = ESTIMATORS[estimator](everyone, group_ids) if len(everyone) else everyone
     return [float(adv[offset + i]) for i in range(len(rewards))]
+
+
+# ------------------------------------------------------------------------------------ PPO's critic
+def load_critic(ctx: StageContext, cfg: RlvrStage, total_steps: int, grad_accum: int) -> Any:
+    """The value model (critic.init, or the policy's input weights with a fresh head) under its own
+    backend and optimizer, checkpointed, resumed and exported (stages/<name>/critic/) with the policy."""
+    from rlvr.models.value import load_value_model
+
+    model = load_value_model(cfg.critic.init or ctx.input_model, dtype=ctx.recipe.model.dtype,
+                             trust_remote_code=ctx.recipe.model.trust_remote_code, seed=ctx.recipe.seed)
+    critic = ctx.wrap(model, total_steps, grad_accum=grad_accum, optim=cfg.critic.optim, token_scores=False)
+    ctx.also_checkpoint("critic", critic)
+    return critic
+
+
+@torch.no_grad()
+def critic_values(cfg: RlvrStage, world: Any, critic: Any, rollouts: list[Rollout], micro: int,
+                  pad_id: int) -> list[torch.Tensor]:
+    """Per rollout, the critic's V(s_t) [n] before each completion token (rl.layouts.forward_values), no
+    grad, in micro-batches of `micro` rollouts (or max_tokens_per_micro_batch positions)."""
+    index = {id(r): i for i, r in enumerate(rollouts)}
+    out: list[torch.Tensor] = [torch.zeros(0)] * len(rollouts)
+    n_chunks = world.all_reduce_max(math.ceil(len(rollouts) / micro))
+    parts = micro_batches(rollouts, micro_batch_splitter(cfg.max_tokens_per_micro_batch, micro, n_chunks, False), False)
+    for part in pad_parts(parts, world.all_reduce_max(len(parts))):  # the same number of forwards on every rank
+        values, _ = forward_values(critic.forward, part or [_dummy(pad_id)], pad_id, critic.device)
+        for r, v in zip(part, values, strict=False):
+            out[index[id(r)]] = v[: len(r.completion_ids)].detach().cpu()
+    return out
+
+
+def token_rewards(cfg: RlvrStage, rollouts: list[Rollout], rewards: list[float], old: list[torch.Tensor | None],
+                  ref: list[torch.Tensor | None]) -> list[torch.Tensor]:
+    """Per rollout [n]: its shaped outcome reward on the last completion token, and, when kl.placement is
+    reward, - kl.coef * KL_t on every token t (verl's apply_kl_penalty: token_level_scores - beta * kld,
+    KL from the old, else the engine's, log-probs against the reference's)."""
+    out = []
+    for i, r in enumerate(rollouts):
+        t = torch.zeros(len(r.completion_ids))
+        if len(t):
+            t[-1] = rewards[i]
+        if cfg.kl.coef > 0 and cfg.kl.placement == "reward":
+            lp = old[i] if old[i] is not None else torch.tensor(r.rollout_logp)
+            t = t - cfg.kl.coef * kl(lp, ref[i], cfg.kl.kind).to(t.dtype)
+        out.append(t)
+    return out
+
+
+def gae_advantages(world: Any, critic: CriticConfig, rewards: list[torch.Tensor],
+                   values: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """(advantages, returns) per rollout [n]: rl.advantages.gae(gamma, lam) on this rank's rollouts, then
+    the advantages whitened with the mean and unbiased variance of *every* rank's response tokens (verl
+    whitens the whole step's batch), so they never depend on where a rollout was generated."""
+    lengths = [len(r) for r in rewards]
+    T = max(lengths, default=0)
+    R, V = pad_rows(rewards, T, "cpu"), pad_rows(values, T, "cpu")  # [B,T]
+    M = (torch.arange(T).unsqueeze(0) < torch.tensor(lengths, dtype=torch.long).unsqueeze(-1)).float()  # [B,T]
+    adv, ret = gae(R, V, M, critic.gamma, critic.lam, whiten=False)
+    n = world.all_reduce_sum(float(M.sum()))
+    mean = world.all_reduce_sum(float((adv * M).sum(dtype=torch.float64))) / max(n, 1.0)
+    var = world.all_reduce_sum(float((((adv.double() - mean) ** 2) * M).sum())) / max(n - 1, 1.0)
+    adv = whiten(adv, M, mean, var)
+    return [adv[b, :k] for b, k in enumerate(lengths)], [ret[b, :k] for b, k in enumerate(lengths)]
 
 
 def select_for_training(cfg: RlvrStage, rollouts: list[Rollout], rewards: list[float], rng: random.Random) -> list[bool]:
@@ -349,7 +421,8 @@ def train_on(cfg: RlvrStage, world: Any, backend: Any, rollouts: list[Rollout], 
                 inputs = ObjectiveInputs(
                     logp=logp,
                     old_logp=logp.detach() if single_update else pad_rows([r.old_logp for r in batch], T, dev),
-                    advantages=torch.tensor([r.advantage for r in batch], device=dev),
+                    advantages=(pad_rows([r.token_advantages for r in batch], T, dev) if cfg.advantage == "gae"
+                                else torch.tensor([r.advantage for r in batch], device=dev)),  # [B,T] or [B]
                     mask=mask * torch.tensor([float(r.train) for r in batch], device=dev).unsqueeze(-1),
                     entropy=ent,
                     ref_logp=pad_rows([r.ref_logp for r in batch], T, dev) if cfg.kl.coef > 0 else None,
@@ -368,7 +441,59 @@ def train_on(cfg: RlvrStage, world: Any, backend: Any, rollouts: list[Rollout], 
     return dict(sums)
 
 
+def train_critic(cfg: RlvrStage, world: Any, critic: Any, rollouts: list[Rollout], plan: Plan, micro: int,
+                 pad_id: int) -> dict[str, float]:
+    """PPO's critic update: the policy's ppo_epochs x updates optimizer steps over the same mini-batches,
+    each rl.losses.value_loss(V, old V, returns, clip=critic.value_clip, critic.loss_agg) with the
+    mini-batch's global counts (micro-batch and rank invariant); returns summed metrics."""
+    sums: Counter = Counter()
+    by_prompt = _groups(rollouts)
+    critic.train()
+    for _ in range(cfg.ppo_epochs):
+        for u in range(plan.updates):
+            mini = [r for g in by_prompt[u * plan.mini_local:(u + 1) * plan.mini_local] for r in g]
+            parts = micro_batches(mini, micro_batch_splitter(cfg.max_tokens_per_micro_batch, micro, plan.grad_accum,
+                                                             False), False)
+            parts = pad_parts(parts, max(1, world.all_reduce_max(len(parts))))
+            critic.accumulate(len(parts))
+            n_tokens = world.all_reduce_sum(sum(len(r.completion_ids) for r in mini if r.train))
+            n_seqs = world.all_reduce_sum(sum(r.train for r in mini))
+            counts = {"n_tokens": max(n_tokens, 1.0), "n_seqs": max(n_seqs, 1.0), "norm_len": cfg.max_response_tokens}
+            for part in parts:
+                batch = part or [_dummy(pad_id)]
+                values, mask = forward_values(critic.forward, batch, pad_id, critic.device)  # [B,T]
+                T, dev = values.shape[1], values.device
+                mask = mask * torch.tensor([float(r.train) for r in batch], device=dev).unsqueeze(-1)
+                loss, clipped = value_loss(values, pad_rows([r.old_values for r in batch], T, dev),
+                                           pad_rows([r.returns for r in batch], T, dev), mask, cfg.critic.value_clip,
+                                           cfg.critic.loss_agg, **counts)
+                critic.backward(loss)
+                n_tok = float(mask.sum())
+                sums.update({"value_loss": float(loss.detach()), "clip_frac_tok": float(clipped) * n_tok, "tok": n_tok})
+            stats = critic.step()
+            sums.update({"grad_norm": stats.grad_norm or 0.0, "updates": 1})
+    return dict(sums)
+
+
 # ------------------------------------------------------------------------------------ metrics
+def critic_metrics(world: Any, rollouts: list[Rollout], sums: dict[str, float]) -> dict[str, float]:
+    """critic/*: value loss per update and clip fraction per trained token (train_critic's sums), and over
+    every response token of all ranks the mean step-3 value, mean return, and explained variance
+    1 - Var(R - V) / Var(R) (verl's critic/vf_explained_var)."""
+    v = torch.cat([r.old_values for r in rollouts] or [torch.zeros(0)]).double()
+    ret = torch.cat([r.returns for r in rollouts] or [torch.zeros(0)]).double()
+    s = lambda x: world.all_reduce_sum(float(x))  # noqa: E731
+    n = max(s(len(v)), 1.0)
+    mean_ret, mean_d = s(ret.sum()) / n, s((ret - v).sum()) / n
+    var_ret, var_d = s(((ret - mean_ret) ** 2).sum()) / n, s(((ret - v - mean_d) ** 2).sum()) / n
+    updates, tok = sums.get("updates", 1), world.all_reduce_sum(sums.get("tok", 0.0))
+    return {"critic/value_loss": world.all_reduce_sum(sums.get("value_loss", 0.0)) / updates,
+            "critic/clip_frac": world.all_reduce_sum(sums.get("clip_frac_tok", 0.0)) / max(tok, 1),
+            "critic/explained_variance": 1.0 - var_d / (var_ret + 1e-5),  # verl compute_data_metrics
+            "critic/value_mean": s(v.sum()) / n, "critic/return_mean": mean_ret,
+            "critic/grad_norm": sums.get("grad_norm", 0.0) / updates}
+
+
 def rollout_metrics(world, rollouts: list[Rollout]) -> dict[str, float]:
     n = world.all_reduce_sum(len(rollouts))
     s = lambda f: world.all_reduce_sum(sum(f(r) for r in rollouts))  # noqa: E731
@@ -412,6 +537,7 @@ def main(ctx: StageContext) -> StageResult:
     plan = plan_batches(cfg, world.world_size, micro, len(prompts))
     data_id = fingerprint([[p["ids"] for p in prompts[:64]], len(prompts), cfg.prompts_per_step])
     backend = ctx.wrap(model, plan.total_steps, grad_accum=plan.grad_accum)
+    critic = load_critic(ctx, cfg, plan.total_steps, plan.grad_accum) if cfg.advantage == "gae" else None
     reference = load_reference(ctx, backend.device) if cfg.kl.coef > 0 else None
     generator = build_generator(cfg.generation, ctx.input_model, world, dtype=ctx.recipe.model.dtype, seed=ctx.recipe.seed)
     if generator.dp_size != world.world_size:
@@ -462,14 +588,26 @@ def main(ctx: StageContext) -> StageResult:
         old, ref = precompute_logprobs(cfg, world, backend, reference, rollouts, micro, pad, temp,
                                        need_old=not single_update)                               # 3
         rewards = shape_rewards(cfg, rollouts, old, ref)                                         # 4
-        advantages = compute_advantages(world, cfg.advantage, rewards, [r.group for r in rollouts])
+        if critic is None:
+            advantages = compute_advantages(world, cfg.advantage, rewards, [r.group for r in rollouts])
+            ppo = {}
+        else:  # PPO: token-level rewards, the critic's values, GAE
+            values = critic_values(cfg, world, critic, rollouts, micro, pad)
+            token_adv, returns = gae_advantages(world, cfg.critic, token_rewards(cfg, rollouts, rewards, old, ref),
+                                                values)
+            advantages = [float(a.mean()) if len(a) else 0.0 for a in token_adv]  # statistics only
+            ppo = {id(r): {"token_advantages": a, "old_values": v, "returns": g}
+                   for r, a, v, g in zip(rollouts, token_adv, values, returns, strict=True)}
         train = select_for_training(cfg, rollouts, rewards,
                                     random.Random(f"{ctx.recipe.seed}|rebalance|{step}|{world.rank}"))  # 5
-        batch = [replace(r, reward=rw, advantage=a, train=t, old_logp=o, ref_logp=f)
+        batch = [replace(r, reward=rw, advantage=a, train=t, old_logp=o, ref_logp=f, **ppo.get(id(r), {}))
                  for r, rw, a, t, o, f in zip(rollouts, rewards, advantages, train, old, ref, strict=True)]
         t_prep = time.perf_counter()
 
-        sums = train_on(cfg, world, backend, batch, plan, micro, pad, temp, single_update)      # 6
+        # PPO's critic warm-up: the critic alone learns first (verl's trainer.critic_warmup)
+        update_policy = critic is None or step >= cfg.critic.warmup_steps
+        sums = train_on(cfg, world, backend, batch, plan, micro, pad, temp, single_update) if update_policy else {}  # 6
+        critic_sums = train_critic(cfg, world, critic, batch, plan, micro, pad) if critic is not None else None
         t_train = time.perf_counter()
 
         generator.wake()
@@ -483,6 +621,7 @@ def main(ctx: StageContext) -> StageResult:
                    "rollout/train_fraction": world.all_reduce_sum(sum(r.train for r in batch))
                    / max(1.0, world.all_reduce_sum(len(generated))),
                    **update_metrics(world, sums),
+                   **(critic_metrics(world, batch, critic_sums) if critic is not None else {}),
                    "temperature": temp, "gen/tokens_per_s": gen_stats.get("gen/tokens_per_s", 0.0),
                    "time/generate": t_gen - t0, "time/prepare": t_prep - t_gen, "time/train": t_train - t_prep,
                    "time/sync": t_sync - t_train, "time/sync_push": sync_s, "time/step": t_sync - t0}
