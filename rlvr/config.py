@@ -263,9 +263,16 @@ class DynamicSamplingConfig(Strict):
 
 
 class RewardConfig(Strict):
-    kind: Literal["correctness", "format"] = "correctness"
-    """correctness: the verifier's verdict. format: `correct` whenever an answer can be extracted,
-    right or wrong (1-shot RLVR's format-reward baseline)."""
+    kind: Literal["correctness", "format", "random", "incorrect_label"] = "correctness"
+    """rlvr.rl.rewards.REWARDS. correctness: the verifier's verdict. The 1-shot RLVR controls: format
+    (`correct` whenever an answer can be extracted and the response was not cut off, right or wrong),
+    random (a seeded Bernoulli(random_p) draw, whatever the response), incorrect_label (the verdict
+    against `label` instead of the data's answer)."""
+    random_p: float = Field(0.5, ge=0, le=1)
+    """kind random: the probability of the `correct` reward."""
+    label: str | None = None
+    """kind incorrect_label: the gold every rollout is judged against (1-shot RLVR Table 5: 12.7, 4,
+    9292725 for pi_1's 12.8)."""
     correct: float = 1.0
     incorrect: float = 0.0
     """Phi-4-Mini-Reasoning uses +1 / -1."""
@@ -273,6 +280,12 @@ class RewardConfig(Strict):
     """The verifier policy that judges the reward (docs/verifier.md; 1-shot RLVR: one_shot_reward); None =
     the recipe `verifier`'s, which still judges validation and eval stages. When the two differ, each step
     also logs reward/audit_disagree (rlvr.verify.graders.RewardAudit)."""
+
+    @model_validator(mode="after")
+    def _label(self) -> RewardConfig:
+        if (self.kind == "incorrect_label") != (self.label is not None):
+            raise ValueError("reward.label is the gold of kind incorrect_label: give both or neither")
+        return self
 
 
 class PromptFilterConfig(Strict):
@@ -365,6 +378,9 @@ class RlvrStage(_StageCommon):
     entropy_coef: float = 0.0
     """> 0 raises entropy: loss -= entropy_coef * aggregate(H) on temperature-scaled logits
     (1-shot RLVR: 0.001, which its paper writes as alpha = -0.001)."""
+    pg_coef: float = Field(1.0, ge=0)
+    """The policy-gradient term's weight in the loss: pg_coef * policy term + KL - entropy. 0 trains on
+    the entropy (and KL) terms alone (1-shot RLVR Table 5 rows 8-10 and Table 13's entropy-only run)."""
     tis_cap: float | None = Field(None, gt=0)
     """Truncated importance sampling between trainer and engine log-probs, capped at this value."""
     dynamic_sampling: DynamicSamplingConfig = Field(default_factory=DynamicSamplingConfig)
@@ -540,8 +556,42 @@ class Recipe(Strict):
 # --------------------------------------------------------------------------------------------------
 # loading, overrides, error formatting
 
-def load_recipe_data(path: str | Path) -> dict[str, Any]:
-    return read_yaml_mapping(path, "a recipe must be a YAML mapping with name, model and stages")
+def load_recipe_data(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The recipe's YAML mapping, with `extends: OTHER.yaml` (a path relative to this file) resolved:
+    OTHER's mapping updated by this one's, sections merged key by key and `stages` by name (a stage
+    named in both is merged; a new name is appended). So an ablation is the keys it changes."""
+    path = Path(path)
+    data = read_yaml_mapping(path, "a recipe must be a YAML mapping with name, model and stages")
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError([f"extends: expected the path of a recipe, got {base!r}"], path)
+    parent = (path.parent / base).resolve()
+    if parent in _seen or parent == path.resolve():
+        raise ConfigError([f"extends: {base} extends this recipe again (a cycle)"], path)
+    return _merge_recipes(load_recipe_data(parent, (*_seen, path.resolve())), data)
+
+
+def _merge_recipes(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if key == "stages" and isinstance(value, list) and isinstance(base.get("stages"), list):
+            stages = [dict(s) if isinstance(s, dict) else s for s in base["stages"]]
+            names = [s.get("name") if isinstance(s, dict) else None for s in stages]
+            for s in value:
+                name = s.get("name") if isinstance(s, dict) else None
+                if name is not None and name in names:
+                    i = names.index(name)
+                    stages[i] = _merge_recipes(stages[i], s)
+                else:
+                    stages.append(s)
+            out["stages"] = stages
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            out[key] = _merge_recipes(base[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def _raw_duplicate_names(data: dict[str, Any]) -> list[str]:

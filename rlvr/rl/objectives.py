@@ -49,6 +49,7 @@ class ObjectiveConfig:
     gspo_clip_low: float = 3e-4
     gspo_clip_high: float = 4e-4
     cispo_clip_high: float = 0.2
+    pg_coef: float = 1.0  # the policy term's weight; 0: entropy (and KL) alone
 
 
 def _counts(x: ObjectiveInputs) -> dict[str, float]:
@@ -62,10 +63,11 @@ def _tis(x: ObjectiveInputs, c: ObjectiveConfig) -> Tensor | None:
 
 def _with_kl_and_entropy(pg: Tensor, pg_metrics: dict[str, Tensor], x: ObjectiveInputs,
                          c: ObjectiveConfig) -> tuple[Tensor, dict[str, Tensor]]:
-    """pg + kl_coef * agg(KL) (when kl_coef > 0 and kl_in_loss) - entropy_coef * agg(H): the terms every
-    objective adds to its policy term, aggregated like it. Returns (loss, metrics)."""
+    """pg_coef * pg + kl_coef * agg(KL) (when kl_coef > 0 and kl_in_loss) - entropy_coef * agg(H): the
+    terms every objective adds to its policy term, aggregated like it. Returns (loss, metrics; pg_loss is
+    the policy term before pg_coef)."""
     counts = _counts(x)
-    loss = pg
+    loss = pg if c.pg_coef == 1 else c.pg_coef * pg
     h = aggregate(x.entropy, x.mask, c.loss_agg, **counts)
     if c.entropy_coef:
         loss = loss - c.entropy_coef * h

@@ -63,6 +63,7 @@ from rlvr.rl.example_log import ExampleLog, count_examples
 from rlvr.rl.layouts import forward_response, forward_values, micro_batch_splitter, micro_batches, pad_rows
 from rlvr.rl.losses import kl, value_loss
 from rlvr.rl.objectives import OBJECTIVES, ObjectiveConfig, ObjectiveInputs
+from rlvr.rl.rewards import REWARDS, Judged, reward_draw
 from rlvr.schema import UserError
 from rlvr.stages.context import StageContext, StageResult, fingerprint
 from rlvr.tracking import progress
@@ -175,16 +176,19 @@ def generate_round(src: RolloutSource, rows: list[int], round_: int, step: int, 
     outs = src.generator.generate(requests, sampling)
     sampled = [(round_ * P + j, c) for j, completions in zip(local, outs, strict=True) for c in completions]
     truncated = [c.finish_reason == "length" for _, c in sampled]
-    golds = [prompts[rows[j]]["answer"] for j in local for _ in range(cfg.rollouts_per_prompt)]
+    golds = [cfg.reward.label if cfg.reward.kind == "incorrect_label" else prompts[rows[j]]["answer"]
+             for j in local for _ in range(cfg.rollouts_per_prompt)]
     t0 = time.perf_counter()
     results = src.verifier.verify_batch([c.text for _, c in sampled], golds, truncated=truncated)
     if src.audit is not None:
         src.audit.record([c.text for _, c in sampled], golds, truncated, results)
     verify_s = time.perf_counter() - t0
     rollouts = []
-    for (group, c), cut, res in zip(sampled, truncated, results, strict=True):
+    for i, ((group, c), cut, res) in enumerate(zip(sampled, truncated, results, strict=True)):
         correct = res.score == 1.0
-        hit = correct if cfg.reward.kind == "correctness" else (res.answer is not None and not cut)
+        judged = Judged(correct=correct, answered=res.answer is not None, truncated=cut,
+                        u=reward_draw(src.seed, step, round_, world.rank, i))
+        hit = REWARDS[cfg.reward.kind](judged, cfg.reward.random_p)
         rollouts.append(Rollout(group=group, prompt_ids=c.prompt_ids, completion_ids=c.completion_ids,
                                 rollout_logp=list(c.logprobs or []), truncated=cut,
                                 reward=cfg.reward.correct if hit else cfg.reward.incorrect, correct=correct,
@@ -387,7 +391,8 @@ def objective_config(cfg: RlvrStage) -> ObjectiveConfig:
     return ObjectiveConfig(clip_low=cfg.clip_low, clip_high=cfg.clip_high, loss_agg=cfg.loss_agg,
                            entropy_coef=cfg.entropy_coef, kl_coef=cfg.kl.coef, kl_kind=cfg.kl.kind,
                            kl_in_loss=cfg.kl.placement == "loss", tis_cap=cfg.tis_cap, gspo_clip_low=cfg.gspo_clip_low,
-                           gspo_clip_high=cfg.gspo_clip_high, cispo_clip_high=cfg.cispo_clip_high)
+                           gspo_clip_high=cfg.gspo_clip_high, cispo_clip_high=cfg.cispo_clip_high,
+                           pg_coef=cfg.pg_coef)
 
 
 def train_on(cfg: RlvrStage, world: Any, backend: Any, rollouts: list[Rollout], plan: Plan, micro: int, pad_id: int,
