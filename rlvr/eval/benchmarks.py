@@ -11,11 +11,20 @@ recipes-reference §A.7): MATH500/AIME/AMC the `answer` field, Minerva the last 
 `solution`, OlympiadBench `final_answer[0]` without its `$`. AIME's zero-padded "025" and AMC's
 float 27.0 are kept as given: the verifier compares them as numbers.
 
+Multiple-choice benchmarks (ARC, GPQA) set `choices_field` (the options in one field) or
+`incorrect_fields` (the correct answer and the distractors in separate fields). Their problem text is
+the question with the options lettered A, B, ... in a CHOICE_FORMATS layout, and their gold is
+rlvr.verify.multiple_choice.choice_gold(letter, options): the letter and the shown options, graded
+by the `multiple_choice` verifier policy. `shuffle_choices` permutes each question's options in a
+fixed order derived from the question alone (sha256 of its id, or of its text without an id), so
+every run, rank and machine shows the same letters, and no question's order depends on another.
+
 This module imports only pydantic and yaml (and `datasets` lazily, for hub sources).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from dataclasses import dataclass
@@ -27,7 +36,9 @@ from pydantic import Field, ValidationError, model_validator
 from rlvr.data.config import ToyData
 from rlvr.data.sources import DataError, get_field, read_local
 from rlvr.eval.scores import SIX_BENCHMARKS
+from rlvr.eval.templates import CHOICE_FORMATS
 from rlvr.schema import ConfigError, Strict, format_validation_error, read_yaml_mapping
+from rlvr.verify.multiple_choice import LETTERS, choice_gold
 from rlvr.verify.policy import POLICIES
 
 __all__ = [
@@ -35,9 +46,11 @@ __all__ = [
     "BenchmarkSpec",
     "Problem",
     "benchmark_names",
+    "choices_notes",
     "load_benchmark",
     "load_problems",
     "read_gold",
+    "shuffled_order",
 ]
 
 SPEC_DIR = Path(__file__).resolve().parents[2] / "data" / "benchmarks"
@@ -66,7 +79,20 @@ class BenchmarkSpec(Strict):
     first element with surrounding $ stripped (OlympiadBench)."""
     id_field: str | None = None
     """A stable problem id in the row, if the source has one; otherwise the row index."""
-    hub_fields: dict[str, str | None] = Field(default_factory=dict)
+    choices_field: str | None = None
+    """Multiple choice: the field holding the options, a list of texts or a mapping with `text` and
+    `label` lists (ARC's `choices`). The answer field then holds the correct option's label (ARC's
+    answerKey, "C" or "3") or its 0-based index. Options are lettered A, B, ... in this order."""
+    incorrect_fields: list[str] = Field(default_factory=list)
+    """Multiple choice with one field per option (GPQA): the answer field is the correct option's
+    text, these fields the other options' texts; options = [answer, *incorrect] before shuffling."""
+    shuffle_choices: bool = False
+    """Permute each question's options in a fixed per-question order: by sha256(key, option index),
+    key = the id field's value, else the problem text (GPQA: the correct option is always first)."""
+    choices_format: str = "answer_choices"
+    """How the lettered options are written into the problem: a rlvr.eval.templates.CHOICE_FORMATS
+    name (answer_choices: Qwen2.5-Math eval's one line; simple_evals: simple-evals' query)."""
+    hub_fields: dict[str, str | list[str] | None] = Field(default_factory=dict)
     """Field mapping used only when reading from the hub, where the hub copy's column names differ
     from the local file's: {problem_field: question, id_field: null, ...}."""
     verifier_policy: str | None = None
@@ -85,15 +111,51 @@ class BenchmarkSpec(Strict):
                 f"verifier_policy: unknown policy {self.verifier_policy!r}; "
                 f"choose one of {', '.join(sorted(POLICIES))}"
             )
-        bad = sorted(set(self.hub_fields) - {"problem_field", "answer_field", "id_field", "answer_format"})
+        allowed = ("problem_field", "answer_field", "id_field", "answer_format", "choices_field", "incorrect_fields")
+        bad = sorted(set(self.hub_fields) - set(allowed))
         if bad:
+            problems.append(f"hub_fields: unknown key(s) {bad}; allowed: {', '.join(allowed)}")
+        if self.choices_field and self.incorrect_fields:
             problems.append(
-                f"hub_fields: unknown key(s) {bad}; allowed: problem_field, answer_field, "
-                "id_field, answer_format"
+                "choices_field / incorrect_fields: set one: choices_field for options in one field (ARC), "
+                "incorrect_fields for one field per distractor (GPQA)"
             )
+        if self.choices_format not in CHOICE_FORMATS:
+            problems.append(
+                f"choices_format: unknown format {self.choices_format!r}; known: {', '.join(CHOICE_FORMATS)}"
+            )
+        if self.multiple_choice():
+            if self.answer_format != "plain":
+                problems.append("answer_format: multiple-choice golds are read as plain labels; remove it")
+            if self.verifier_policy != "multiple_choice":
+                problems.append(
+                    "verifier_policy: a multiple-choice benchmark's gold is a letter with its options; "
+                    "set verifier_policy: multiple_choice"
+                )
+        elif self.shuffle_choices:
+            problems.append("shuffle_choices: needs choices_field or incorrect_fields (the options)")
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def multiple_choice(self) -> bool:
+        return bool(self.choices_field or self.incorrect_fields)
+
+    def choices_note(self) -> str | None:
+        """One sentence for reports on how this benchmark's options are shown, or None."""
+        if not self.multiple_choice():
+            return None
+        order = (
+            "shuffled per question in a fixed order (sha256 of the "
+            + (f"`{self.id_field}` field" if self.id_field else "problem text")
+            + " and the option index; other harnesses' shuffles give other letters)"
+            if self.shuffle_choices
+            else "in the source's order"
+        )
+        return (
+            f"{self.name}: multiple choice, options lettered A, B, ... {order}, written into the prompt "
+            f"as `{self.choices_format}`; graded by letter (`{self.verifier_policy}`)."
+        )
 
     def source(self) -> str:
         """Which source load_problems reads: 'toy', 'path', 'hub' or 'none'."""
@@ -232,6 +294,10 @@ def _fields(spec: BenchmarkSpec, hub: bool) -> dict[str, Any]:
         "answer_field": spec.answer_field,
         "answer_format": spec.answer_format,
         "id_field": spec.id_field,
+        "choices_field": spec.choices_field,
+        "incorrect_fields": spec.incorrect_fields,
+        "shuffle_choices": spec.shuffle_choices,
+        "choices_format": spec.choices_format,
     }
     return {**fields, **spec.hub_fields} if hub else fields
 
@@ -244,9 +310,58 @@ def _field(row: Any, dotted: str) -> Any:
 
 
 def _problem(i: int, row: Any, fields: dict[str, Any]) -> Problem:
-    gold = read_gold(_field(row, fields["answer_field"]), fields["answer_format"])
     pid = str(_field(row, fields["id_field"])) if fields["id_field"] else str(i)
-    return Problem(i, pid, str(_field(row, fields["problem_field"])), gold)
+    question = str(_field(row, fields["problem_field"]))
+    if fields["choices_field"] or fields["incorrect_fields"]:
+        options, correct = _options(row, fields)
+        if fields["shuffle_choices"]:
+            key = pid if fields["id_field"] else question
+            order = shuffled_order(key, len(options))
+            options, correct = [options[j] for j in order], order.index(correct)
+        if len(options) > len(LETTERS):
+            raise ValueError(f"{len(options)} options; at most {len(LETTERS)} can be lettered")
+        text = CHOICE_FORMATS[fields["choices_format"]](question, options)
+        return Problem(i, pid, text, choice_gold(LETTERS[correct], options))
+    gold = read_gold(_field(row, fields["answer_field"]), fields["answer_format"])
+    return Problem(i, pid, question, gold)
+
+
+def _options(row: Any, fields: dict[str, Any]) -> tuple[list[str], int]:
+    """A multiple-choice row's option texts in source order and the correct one's position."""
+    answer = _field(row, fields["answer_field"])
+    if fields["incorrect_fields"]:
+        wrong = [_field(row, f) for f in fields["incorrect_fields"]]
+        options = [str(o).strip() for o in [answer, *wrong]]
+        if any(not o for o in options):
+            raise ValueError("an option field is empty")
+        return options, 0
+    value = _field(row, fields["choices_field"])
+    if isinstance(value, dict):
+        texts, labels = value.get("text"), value.get("label")
+        if not isinstance(texts, list) or not isinstance(labels, list) or len(texts) != len(labels):
+            raise ValueError(f"field '{fields['choices_field']}' needs `text` and `label` lists of one length")
+    elif isinstance(value, list):
+        texts, labels = value, list(LETTERS[: len(value)])
+    else:
+        raise ValueError(f"field '{fields['choices_field']}' is neither a list of options nor {{text, label}}")
+    labels = [str(x).strip() for x in labels]
+    key = str(answer).strip()
+    if key in labels:  # ARC's answerKey is a label: "C", or "3" in rows labelled 1-4
+        correct = labels.index(key)
+    elif isinstance(answer, int) and not isinstance(answer, bool) and 0 <= answer < len(texts):
+        correct = answer  # a 0-based index (MMLU-style rows)
+    else:
+        raise ValueError(f"answer {answer!r} is not one of the option labels {labels}")
+    return [str(t).strip() for t in texts], correct
+
+
+def shuffled_order(key: str, n: int) -> list[int]:
+    """A fixed permutation of range(n) for one question: source positions in display order, sorted
+    by sha256(key, position). It depends on nothing but the key (no RNG state, no Python version)."""
+    def rank(j: int) -> str:
+        return hashlib.sha256(f"{key}\x00{j}".encode()).hexdigest()
+
+    return sorted(range(n), key=rank)
 
 
 def read_gold(value: Any, answer_format: str) -> str:
@@ -290,6 +405,23 @@ def _as_list(value: Any) -> list[Any]:
         if isinstance(parsed, list):
             return parsed
     raise ValueError(f"answer_format list_first: the answer field is not a list: {str(value)[:60]!r}")
+
+
+def choices_notes(spec_file: Path) -> dict[str, str]:
+    """{benchmark: sentence} for the multiple-choice benchmarks of a sweep's resolved spec.yaml
+    (what reports state about option order and layout); {} when the file is absent or unreadable."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(Path(spec_file).read_text())
+        specs = (doc or {}).get("benchmarks") or {}
+        return {
+            name: note
+            for name, data in specs.items()
+            if (note := BenchmarkSpec.model_validate(data).choices_note()) is not None
+        }
+    except (OSError, yaml.YAMLError, ValidationError, AttributeError, TypeError):
+        return {}
 
 
 def _read_hub(spec: BenchmarkSpec) -> list[dict[str, Any]]:

@@ -5,6 +5,11 @@ and per-benchmark overrides. `protocol_settings` resolves it into one EvalSettin
 the user's overrides on top. Sources are recipes-reference.md §A.5, §A.7 (1-shot RLVR) and §B.6
 (Phi-4-Mini-Reasoning, whose sampling settings are not published: the values there are CHOSEN).
 
+A protocol's `benchmarks` are the ones it evaluates by default; its optional `extra` entries hold the
+settings of benchmarks the paper also reports but outside its headline set (1-shot RLVR's ARC-Easy and
+ARC-Challenge, Table 1, which are not in its 6-benchmark average): they are used when a sweep names
+them, and never added to the default list.
+
 k is the number of samples per problem: avg@k is their mean accuracy (1-shot RLVR's "avg@8" on
 AIME/AMC is the 8x-repeated test file at T=0.6, i.e. k=8), pass@k and maj@k use the same samples.
 """
@@ -81,6 +86,9 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
             "minerva": {},
             "olympiadbench": {},
         },
+        # Table 1's non-math columns. The released code has no ARC evaluation, so the sampling is
+        # CHOSEN: the protocol's greedy default, as for MATH500 (the prompt layout: arc_*.yaml).
+        "extra": {"arc_easy": {}, "arc_challenge": {}},
     },
     "phi4_mini_reasoning": {
         "description": (
@@ -88,12 +96,15 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
             "not found (§B.6), so these are CHOSEN: the model's own chat template; T=0.8, top_p 0.95, "
             "32768 new tokens from the model card's generation example; k=8 on AIME24 because its reported "
             "57.5% is not a multiple of 1/30, so it must average several samples (at least 4); k=1 on MATH500 "
-            "(94.6% of 500 is a whole number of problems)."
+            "(94.6% of 500 is a whole number of problems); GPQA Diamond k=8, CHOSEN: its 52.0% is 103 of "
+            "198 so k=1 would fit, but one sample per question of 198 leaves a standard error near 3.5 "
+            "points; options shuffled per question (gpqa_diamond.yaml)."
         ),
         "defaults": {"template": "chat", "temperature": 0.8, "top_p": 0.95, "k": 1, "max_tokens": 32768},
         "benchmarks": {
             "aime24": {"k": 8},
             "math500": {},
+            "gpqa_diamond": {"k": 8},
         },
     },
     "r1_distill": {
@@ -125,8 +136,8 @@ def protocol_settings(
 ) -> dict[str, EvalSetting]:
     """One EvalSetting per benchmark: the protocol's defaults, its per-benchmark entries, then `overrides`.
 
-    benchmarks: None = the protocol's own list; a benchmark the protocol does not name gets its
-    defaults. overrides: EvalSetting fields applied to every benchmark ({"max_tokens": 1024}), and/or
+    benchmarks: None = the protocol's own list; a benchmark in neither its list nor its `extra`
+    entries gets its defaults. overrides: EvalSetting fields applied to every benchmark ({"max_tokens": 1024}), and/or
     {bench_name: {field: value}} for one benchmark (applied last). Raises ConfigError listing every
     problem (unknown protocol, unknown field, invalid value).
     """
@@ -152,7 +163,7 @@ def protocol_settings(
     for name in names:
         data = {
             **preset["defaults"],
-            **preset["benchmarks"].get(name, {}),
+            **preset["benchmarks"].get(name, preset.get("extra", {}).get(name, {})),
             **common,
             **per_bench.get(name, {}),
         }

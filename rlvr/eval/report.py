@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rlvr.eval.benchmarks import choices_notes
 from rlvr.eval.scores import SIX_BENCHMARKS, Z95, benchmark_average
 
 SETTING_FIELDS = ("template", "temperature", "top_p", "k", "max_tokens", "seed", "grader")
@@ -82,6 +83,7 @@ class Inputs:
     checkpoints: list[tuple[str, str]] = field(default_factory=list)  # (source, label) in order
     verifiers: dict[str, dict] = field(default_factory=dict)          # source -> VerifierConfig dump
     protocols: dict[str, str] = field(default_factory=dict)           # source -> protocol name
+    choice_notes: dict[str, str] = field(default_factory=dict)        # benchmark -> how options were shown
     stages: list[dict] = field(default_factory=list)        # summary.json stages (run)
     metrics: list[dict] = field(default_factory=list)       # metrics.jsonl records (run)
     absent: list[str] = field(default_factory=list)         # what is missing, in words
@@ -118,6 +120,7 @@ def _add_scores(inputs: Inputs, path: Path, source: str) -> None:
         inputs.name = doc.get("name") or inputs.name
     inputs.verifiers[source] = doc.get("verifier") or {}
     inputs.protocols[source] = doc.get("protocol") or ""
+    inputs.choice_notes.update(choices_notes(path.parent / "spec.yaml"))  # the sweep's resolved specs
     order = [c.get("label") for c in doc.get("checkpoints") or []]
     order += [r.get("checkpoint") for r in doc["rows"]]
     for label in dict.fromkeys(x for x in order if x is not None):
@@ -299,6 +302,8 @@ def _settings_section(inputs: Inputs, table: Table) -> list[str]:
         protocol = inputs.protocols.get(source)
         out.append(f"- Grader for {where}{f' (protocol `{protocol}`)' if protocol else ''}: rlvr.verify with "
                    f"`{json.dumps(verifier, sort_keys=True)}`; a column's grader is its policy.")
+    shown = {c.benchmark for c in table.columns}
+    out += [f"- {note}" for name, note in inputs.choice_notes.items() if name in shown]
     return out + [""]
 
 

@@ -15,6 +15,16 @@ tokenizer) turns the messages into text.
   template already ends its generation prompt with "<think>" (newer R1-Distill tokenizers), it is
   not added twice. What the model "said", for grading, is assistant_prefix + the completion.
 
+Multiple-choice benchmarks write their lettered options into the problem text before a template
+sees it, in a layout from CHOICE_FORMATS (a benchmark spec's `choices_format`):
+
+- answer_choices: the question, then "Answer Choices: (A) ... (B) ..." on one line: the layout of
+  Qwen2.5-Math's evaluation harness for its multiple-choice sets (mmlu_stem, sat_math, aqua in
+  `parse_question` of One-Shot-RLVR's Qwen2.5-Eval/evaluation/parser.py), the harness 1-shot RLVR
+  evaluates with; its released code has no ARC entry, so this is CHOSEN for ARC.
+- simple_evals: openai/simple-evals' multiple-choice query (its GPQA eval): an instruction to think
+  step by step and end with a line "Answer: $LETTER", the question, then one "A) ..." line per option.
+
 Stop strings are 1-shot RLVR's evaluation stops (§A.5): </s>, <|im_end|>, <|endoftext|>.
 
 System turns: a chat template that rejects a system role (some do, with an exception) gets the
@@ -30,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rlvr.generate.types import Request
+from rlvr.verify.multiple_choice import LETTERS
 
 STOP = ("</s>", "<|im_end|>", "<|endoftext|>")
 QWEN_COT_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -61,6 +72,27 @@ TEMPLATES: dict[str, Template] = {
         name="r1_think", system=None, user="{problem}" + DEEPSCALER_SUFFIX, assistant_prefix="<think>\n"
     ),
 }
+
+
+def answer_choices(question: str, options: list[str]) -> str:
+    """Qwen2.5-Math eval's layout: the question, then one line "Answer Choices: (A) x (B) y ..."."""
+    shown = " ".join(f"({LETTERS[i]}) {o.strip()}" for i, o in enumerate(options))
+    return f"{question.strip()}\nAnswer Choices: {shown}"
+
+
+def simple_evals(question: str, options: list[str]) -> str:
+    """simple-evals' multiple-choice query: instruction, question, then "A) x" lines."""
+    letters = LETTERS[: len(options)]
+    head = (
+        "Answer the following multiple choice question. The last line of your response should be of "
+        f"the following format: 'Answer: $LETTER' (without quotes) where LETTER is one of {letters}. "
+        "Think step by step before answering."
+    )
+    shown = "\n".join(f"{LETTERS[i]}) {o.strip()}" for i, o in enumerate(options))
+    return f"{head}\n\n{question.strip()}\n\n{shown}"
+
+
+CHOICE_FORMATS = {"answer_choices": answer_choices, "simple_evals": simple_evals}
 
 
 def get_template(name: str) -> Template:

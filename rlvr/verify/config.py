@@ -19,8 +19,9 @@ class VerifierConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     policy: str = "math"
-    """Grading policy name: math (default), math_reward, minerva, math_exact_only, or a reproduced
-    published grader: one_shot_reward, qwen_math_eval (docs/verifier.md, "Paper policies")."""
+    """Grading policy name: math (default), math_reward, minerva, math_exact_only, multiple_choice
+    (lettered options), or a reproduced published grader: one_shot_reward, qwen_math_eval
+    (docs/verifier.md, "Paper policies")."""
     workers: int | None = Field(default=None, ge=1, le=64)
     """Symbolic-fallback worker processes; None = min(2, cpu count). Started lazily, only when an
     item needs the fallback."""

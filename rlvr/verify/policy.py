@@ -34,7 +34,9 @@ class Policy:
             itself is at least half that long (then 2 × gold length + 50 is the limit).
         symbolic: use the math-verify fallback in worker processes for what the exact path
             cannot decide; without it such items are ``unparseable``.
-        rules: ``"rlvr"`` for rlvr's own pipeline; ``"one_shot_reward"`` or ``"qwen_math_eval"``
+        rules: ``"rlvr"`` for rlvr's own pipeline; ``"multiple_choice"`` for lettered options
+            (``multiple_choice.py``: uses require_box, anchor_window and hedge_boxes only);
+            ``"one_shot_reward"`` or ``"qwen_math_eval"``
             to reproduce a published grader's decision (``paper_rules.py``); those two ignore the
             switches above except ``symbolic``, and use rlvr's equivalence (exact path, worker
             pool, timeouts) only where the original calls sympy.
@@ -67,6 +69,9 @@ POLICIES: dict[str, Policy] = {
     "one_shot_reward": replace(MATH, name="one_shot_reward", rules="one_shot_reward"),
     # Qwen2.5-Math's evaluation harness (1-shot RLVR's fork), per benchmark (row field `benchmark`).
     "qwen_math_eval": replace(MATH, name="qwen_math_eval", rules="qwen_math_eval"),
+    # Multiple-choice benchmarks (ARC, GPQA): the committed option letter against the gold letter
+    # (multiple_choice.py); the gold is multiple_choice.choice_gold's text or a bare letter.
+    "multiple_choice": replace(MATH, name="multiple_choice", rules="multiple_choice", symbolic=False),
 }
 
 NUMERIC_MODES = ("exact", "sig_figs")

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rlvr.verify import paper_rules
+from rlvr.verify import multiple_choice, paper_rules
 from rlvr.verify.config import VerifierConfig
 from rlvr.verify.exact import Undecided, compare, parse_number
 from rlvr.verify.extract import extract_answer
@@ -133,6 +133,8 @@ class Verifier:
                     raise ValueError(
                         f"unknown benchmark {name!r}; known: {', '.join(paper_rules.BENCHMARKS)}"
                     )
+        if self.policy.rules == "multiple_choice":
+            return self._choice_batch(predictions, golds, truncated)
         if self.policy.rules != "rlvr":
             names = list(benchmarks) if benchmarks is not None else [None] * len(predictions)
             return self._paper_batch(predictions, golds, names)
@@ -274,6 +276,23 @@ class Verifier:
             )
         out["timeouts"] = out["timeouts_cpu"] + out["timeouts_wall"]
         return out
+
+    # -------------------------------------------------------------- multiple choice
+    def _choice_batch(self, predictions, golds, truncated) -> list[Result]:
+        """Letter grading (multiple_choice.py): pure string work, never the worker pool."""
+        results = []
+        for i, (pred, gold) in enumerate(zip(predictions, golds, strict=True)):
+            start = time.perf_counter()
+            if truncated is not None and truncated[i]:
+                results.append(_result("truncated", None, 0.0, "extract"))
+                continue
+            try:
+                graded = multiple_choice.grade(pred, gold, self.policy)
+            except Exception:  # noqa: BLE001 - a reward must never crash on model output
+                graded = multiple_choice.Graded("unparseable", None)
+            stage = "exact" if graded.reason in ("match", "mismatch") else "extract"
+            results.append(_result(graded.reason, graded.answer, time.perf_counter() - start, stage))
+        return results
 
     # -------------------------------------------------------------- paper policies
     def _paper_batch(self, predictions, golds, benchmarks) -> list[Result]:

@@ -53,7 +53,7 @@ def verifiers():
 
 
 def test_builtin_names():
-    assert benchmark_names() == sorted([*SIX_BENCHMARKS, "toy"])
+    assert benchmark_names() == sorted([*SIX_BENCHMARKS, "toy", "arc_easy", "arc_challenge", "gpqa_diamond"])
     assert SIX_BENCHMARKS == ("math500", "aime24", "aime25", "amc23", "minerva", "olympiadbench")
 
 

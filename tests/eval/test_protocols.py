@@ -38,13 +38,14 @@ def test_r1_distill_and_toy():
 
 def test_phi4_settings_are_marked_chosen():
     assert "CHOSEN" in PROTOCOLS["phi4_mini_reasoning"]["description"]
-    assert set(protocol_settings("phi4_mini_reasoning")) == {"aime24", "math500"}
+    assert set(protocol_settings("phi4_mini_reasoning")) == {"aime24", "math500", "gpqa_diamond"}
 
 
 def test_every_protocol_is_well_formed():
     for name, preset in PROTOCOLS.items():
-        assert set(preset) == {"description", "defaults", "benchmarks"} and preset["description"]
-        assert set(preset["benchmarks"]) <= set(benchmark_names()), name
+        assert set(preset) - {"extra"} == {"description", "defaults", "benchmarks"} and preset["description"]
+        assert set(preset["benchmarks"]) | set(preset.get("extra", {})) <= set(benchmark_names()), name
+        assert not set(preset["benchmarks"]) & set(preset.get("extra", {})), name
         assert all(s.template in TEMPLATES for s in protocol_settings(name).values())
 
 
