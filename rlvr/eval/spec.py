@@ -120,11 +120,13 @@ class Sweep:
     def graders_for(self, benchmark: str) -> dict[str, VerifierConfig]:
         """policy -> config of every grader of a benchmark, the primary first. A benchmark's own
         verifier_policy (Minerva: minerva) replaces rlvr's own policies; the paper policies keep
-        themselves (they have per-benchmark rules)."""
+        themselves (they have per-benchmark rules). A multiple-choice benchmark's (ARC, GPQA) replaces
+        every grader: its gold is a letter with its options, which no math grader can read."""
         own = self.benchmarks[benchmark].verifier_policy
+        choice = own is not None and POLICIES[own].rules == "multiple_choice"
         out: dict[str, VerifierConfig] = {}
         for listed in self.graders or [self.verifier.policy]:
-            policy = own if own is not None and POLICIES[listed].rules == "rlvr" else listed
+            policy = own if own is not None and (choice or POLICIES[listed].rules == "rlvr") else listed
             # the verifier's own policy, replaced by the benchmark's, keeps the verifier's overrides
             config = (self.verifier.model_copy(update={"policy": policy}) if listed == self.verifier.policy
                       else grader_config(self.verifier, policy))

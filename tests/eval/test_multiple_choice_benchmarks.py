@@ -298,3 +298,20 @@ def test_a_real_tiny_model_sweep_scores_the_fixtures(tmp_path):
     )
     assert any("'Answer: $LETTER'" in r["prompt"] and "\nA) coulomb\n" in r["prompt"] for r in cached)
     assert "gpqa_diamond: multiple choice" in (out / "report.md").read_text()
+
+
+def test_every_grader_of_a_multiple_choice_benchmark_is_the_letter_grader():
+    """With graders [qwen_math_eval, math], ARC is judged by multiple_choice alone (its JSON gold is no
+    math answer), while MATH500 keeps both."""
+    from rlvr.eval.benchmarks import load_benchmark
+    from rlvr.eval.spec import Sweep
+    from rlvr.generate.config import GenerationConfig
+    from rlvr.verify.config import VerifierConfig
+
+    sweep = Sweep(name="t", protocol="one_shot_rlvr", checkpoints=[], settings={},
+                  benchmarks={"arc_easy": load_benchmark("arc_easy", {}, require_source=False),
+                              "math500": load_benchmark("math500", {}, require_source=False)},
+                  verifier=VerifierConfig(), generation=GenerationConfig(), dtype="float32", out=Path("."),
+                  graders=["qwen_math_eval", "math"])
+    assert list(sweep.graders_for("arc_easy")) == ["multiple_choice"]
+    assert list(sweep.graders_for("math500")) == ["qwen_math_eval", "math"]
