@@ -195,6 +195,12 @@ class Table:
     cells: dict[tuple[tuple[str, str], Column], dict]  # (checkpoint, column) -> scores row
     average_columns: list[Column] | None                # the six columns the average uses, if any checkpoint has all
 
+    def best(self) -> tuple[str, str] | None:
+        """The checkpoint with the highest 6-benchmark average (the first of equals), when two or more
+        have one: 1-shot RLVR reports that checkpoint (P1 App. B.5)."""
+        averaged = [(avg[0], -i, ck) for i, ck in enumerate(self.checkpoints) if (avg := self.average(ck))]
+        return max(averaged)[2] if len(averaged) > 1 else None
+
     def average(self, ckpt: tuple[str, str]) -> tuple[float, float] | None:
         """(6-benchmark average, its stderr) of a checkpoint, or None."""
         if not self.average_columns:
@@ -263,10 +269,11 @@ def _scores_section(inputs: Inputs, table: Table) -> list[str]:
     if table.average_columns:
         header.append("6-benchmark avg")
     rows = []
+    best = table.best()
     for ck in table.checkpoints:
         cells = [table.cells.get((ck, c)) for c in table.columns]
         step = next((r.get("step") for r in cells if r and r.get("step") is not None), None)
-        line = [_ckpt_name(table, ck), *([_num(step)] if steps else [])]
+        line = [_ckpt_name(table, ck) + (" (best avg)" if ck == best else ""), *([_num(step)] if steps else [])]
         line += [f"{_pct(r['avg@k'])} ± {_pct(r.get('stderr'))}" if r else "-" for r in cells]
         if table.average_columns:
             avg = table.average(ck)
@@ -279,6 +286,11 @@ def _scores_section(inputs: Inputs, table: Table) -> list[str]:
         cols = ", ".join(c.label for c in table.average_columns)
         out += [f"6-benchmark avg: unweighted mean of {cols} (1-shot RLVR's \"Avg.\"); its ± is "
                 "sqrt(sum of the six squared standard errors) / 6.", ""]
+        if best is not None:
+            out += [f"(best avg) marks {_ckpt_name(table, best)}, the checkpoint with the highest 6-benchmark average, "
+                    "which is the checkpoint 1-shot RLVR reports (App. B.5). Choosing it looks at the test sets "
+                    "themselves, so its scores are optimistic estimates of a checkpoint chosen in advance; compare "
+                    "the last checkpoint's too, or choose on held-out data.", ""]
     else:
         have = sorted({c.benchmark for c in table.columns} & set(SIX_BENCHMARKS))
         out += [f"No 6-benchmark average: it needs all of {', '.join(SIX_BENCHMARKS)} for one checkpoint "

@@ -124,6 +124,9 @@ def test_eval_dir_six_benchmarks(tmp_path):
     avg150 = sum(BASE[b] + 0.10 for b in SIX_BENCHMARKS) / 6
     assert f"**{100 * avg150:.1f} ± 2.2**" in md
     assert "6-benchmark avg" in md
+    # the best-average checkpoint is marked, and the report says this selects on the test sets
+    assert "| rl/step-150 (best avg) | 150 |" in md and "| rl/step-100 | 100 |" in md
+    assert "looks at the test sets" in md
     # settings stated under the table: grader, template, sampling per benchmark
     assert "| aime24 | aime24 | math | qwen25_math_cot | 0.6 | 1 | 8 | 3072 | 0 | 30 |" in md
     assert "| math500 | math500 | math | qwen25_math_cot | 0 | 1 | 1 | 3072 | 0 | 500 |" in md
@@ -263,3 +266,13 @@ def test_rl_training_curves_include_validation_when_logged():
     assert notes == ["Stage `rl`: `kl` is 0 at every logged step; no panel drawn."]
     assert _curve_keys("rl", "rlvr", records[1:2], []) == ["reward/mean", "accuracy", "entropy",
                                                            "response/length_mean"]  # no validation logged: no panel
+
+
+def test_the_best_average_checkpoint_need_not_be_the_last(tmp_path):
+    doc = write_scores(tmp_path, SIX_BENCHMARKS)
+    doc["rows"] = [score_row(r["checkpoint"], "rl", r["step"], r["benchmark"], {50: 0.3, 100: 0.5, 150: 0.4}[r["step"]])
+                   for r in doc["rows"]]  # step 100 now scores highest everywhere
+    (tmp_path / "scores.json").write_text(json.dumps(doc))
+    md = write_report(tmp_path).read_text()
+    assert "| rl/step-100 (best avg) | 100 |" in md and "| rl/step-150 | 150 |" in md
+    assert "marks rl/step-100, the checkpoint with the highest 6-benchmark average" in md
