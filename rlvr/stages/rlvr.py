@@ -61,6 +61,7 @@ from rlvr.rl.objectives import OBJECTIVES, ObjectiveConfig, ObjectiveInputs
 from rlvr.schema import UserError
 from rlvr.stages.context import StageContext, StageResult, fingerprint
 from rlvr.tracking import progress
+from rlvr.verify.segments import graded_part
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,8 @@ def generate_round(src: RolloutSource, rows: list[int], round_: int, step: int, 
     truncated = [c.finish_reason == "length" for _, c in sampled]
     golds = [prompts[rows[j]]["answer"] for j in local for _ in range(cfg.rollouts_per_prompt)]
     t0 = time.perf_counter()
-    results = src.verifier.verify_batch([c.text for _, c in sampled], golds, truncated=truncated)
+    texts = [graded_part(c.text, cfg.reward.grade_after) for _, c in sampled]
+    results = src.verifier.verify_batch(texts, golds, truncated=truncated)
     verify_s = time.perf_counter() - t0
     rollouts = []
     for (group, c), cut, res in zip(sampled, truncated, results, strict=True):
