@@ -268,7 +268,7 @@ class RewardConfig(Strict):
     correct: float = 1.0
     incorrect: float = 0.0
     """Phi-4-Mini-Reasoning uses +1 / -1."""
-    grade_after: str | None = None
+    grade_after: str | None = Field(None, min_length=1)
     """Grade only the text after this delimiter (up to a second one); without it the rollout gets no
     answer, so `incorrect`. "</think>": 1-shot RLVR's reward for R1-Distill (rlvr.verify.segments)."""
 

@@ -213,3 +213,13 @@ def test_graded_part():
 def test_only_r1distill_grades_after_think(recipe):
     _, cfg = stage(recipe)
     assert cfg.reward.grade_after == ("</think>" if "r1" in recipe else None)
+
+
+def test_empty_grade_after_is_a_recipe_error():
+    from rlvr.config import load_recipe_data, validate_recipe
+    from rlvr.schema import ConfigError
+
+    data = load_recipe_data(REPO / "recipes" / "one_shot_r1distill.yaml")
+    data["stages"][0]["reward"]["grade_after"] = ""
+    with pytest.raises(ConfigError, match="grade_after"):
+        validate_recipe(data)
