@@ -280,6 +280,9 @@ class RewardConfig(Strict):
     """The verifier policy that judges the reward (docs/verifier.md; 1-shot RLVR: one_shot_reward); None =
     the recipe `verifier`'s, which still judges validation and eval stages. When the two differ, each step
     also logs reward/audit_disagree (rlvr.verify.graders.RewardAudit)."""
+    grade_after: str | None = Field(None, min_length=1)
+    """Grade only the text after this delimiter (up to a second one); without it the rollout gets no
+    answer, so `incorrect`. "</think>": 1-shot RLVR's reward for R1-Distill (rlvr.verify.segments)."""
 
     @model_validator(mode="after")
     def _label(self) -> RewardConfig:

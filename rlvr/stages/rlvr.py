@@ -68,6 +68,7 @@ from rlvr.schema import UserError
 from rlvr.stages.context import StageContext, StageResult, fingerprint
 from rlvr.tracking import progress
 from rlvr.verify.graders import RewardAudit, grader_config
+from rlvr.verify.segments import graded_part
 
 
 @dataclass(frozen=True)
@@ -179,9 +180,10 @@ def generate_round(src: RolloutSource, rows: list[int], round_: int, step: int, 
     golds = [cfg.reward.label if cfg.reward.kind == "incorrect_label" else prompts[rows[j]]["answer"]
              for j in local for _ in range(cfg.rollouts_per_prompt)]
     t0 = time.perf_counter()
-    results = src.verifier.verify_batch([c.text for _, c in sampled], golds, truncated=truncated)
+    texts = [graded_part(c.text, cfg.reward.grade_after) for _, c in sampled]
+    results = src.verifier.verify_batch(texts, golds, truncated=truncated)
     if src.audit is not None:
-        src.audit.record([c.text for _, c in sampled], golds, truncated, results)
+        src.audit.record(texts, golds, truncated, results)
     verify_s = time.perf_counter() - t0
     rollouts = []
     for i, ((group, c), cut, res) in enumerate(zip(sampled, truncated, results, strict=True)):
