@@ -1,5 +1,5 @@
-"""Rows for a stage: from the toy task, a local JSONL/JSON/parquet file, or a Hugging Face hub dataset,
-mapped onto canonical fields (prompt, response, answer, messages, text) by a preset plus overrides.
+"""Rows for a stage: from the toy task, a local JSONL/JSON/parquet file, a Hugging Face hub dataset, or a
+file an earlier distill stage of the run wrote (`from_stage`), mapped onto canonical fields (prompt, response, answer, messages, text) by a preset plus overrides.
 
 A row that lacks a mapped field is an error naming the source, the row number and the field.
 """
