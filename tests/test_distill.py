@@ -84,6 +84,24 @@ def test_torn_prompt_is_not_complete():
     assert list(complete_prompts(rows, 2)) == [0]
 
 
+def test_completions_with_unicode_line_separators_survive_cache_and_outputs(tmp_path):
+    """An untrained teacher samples anything, U+2028 and U+0085 included: str.splitlines() would cut a JSONL
+    row there. The cache, the outputs and a from_stage reader keep the row whole."""
+    from rlvr.eval.cache import CacheFile
+    from rlvr.stages.distill import write_outputs
+
+    odd = "a\u2028b\x85c\x1cd \\boxed{1}"
+    group = [{**_sample(0, 0, True, 5), "completion": odd}, {**_sample(0, 1, False, 5), "completion": odd + "!"}]
+    cache = CacheFile(tmp_path, "teacher", "rollouts", "k")
+    cache.append(group)
+    assert complete_prompts(cache.read(), 2)[0] == group
+    stage = tmp_path / "stages" / "distill"
+    stage.mkdir(parents=True)
+    write_outputs(stage, [group], select([group], _stage(), seed=0))
+    rows = load_rows(DataConfig(from_stage="distill"), run=RunDir(tmp_path))
+    assert [r["response"] for r in rows] == [odd]
+
+
 def test_teacher_fingerprint_follows_the_files(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"abc")
     (tmp_path / "config.json").write_text("{}")
@@ -169,7 +187,7 @@ def test_killed_distill_resumes_and_a_changed_teacher_regenerates(tmp_path):
     files = ("rollouts.jsonl", "sft.jsonl", "pairs.jsonl")
     for name in files:  # per-chunk seeds: the same samples as the uninterrupted run
         assert (broken / "stages" / "distill" / name).read_text() == (straight / "stages" / "distill" / name).read_text()
-    rows = [json.loads(x) for x in (straight / "stages" / "distill" / "rollouts.jsonl").read_text().splitlines()]
+    rows = [json.loads(x) for x in (straight / "stages" / "distill" / "rollouts.jsonl").read_text().split("\n") if x]
     assert len(rows) == 96 and all({"correct", "reason", "completion", "gold"} <= set(r) for r in rows)
 
     # a rerun with the same teacher generates nothing; another teacher (one weight changed) regenerates all
@@ -197,9 +215,9 @@ def test_tiny_distill_recipe_student_learns_and_pairs_feed_dpo(tmp_path):
     summary = {s["name"]: s for s in json.loads((run_dir / "summary.json").read_text())["stages"]}
     assert all(s["status"] == "done" for s in summary.values()), summary
     out = run_dir / "stages" / "distill"
-    sft = [json.loads(x) for x in (out / "sft.jsonl").read_text().splitlines()]
-    rollouts = [json.loads(x) for x in (out / "rollouts.jsonl").read_text().splitlines()]
-    pairs = [json.loads(x) for x in (out / "pairs.jsonl").read_text().splitlines()]
+    sft = [json.loads(x) for x in (out / "sft.jsonl").read_text().split("\n") if x]
+    rollouts = [json.loads(x) for x in (out / "rollouts.jsonl").read_text().split("\n") if x]
+    pairs = [json.loads(x) for x in (out / "pairs.jsonl").read_text().split("\n") if x]
     correct = {(r["index"], r["sample"]) for r in rollouts if r["correct"] and not r["truncated"]}
     assert sft and all((r["index"], r["sample"]) in correct for r in sft)
     assert pairs and all(p["chosen_reason"] == "match" and p["rejected_reason"] != "match" for p in pairs)

@@ -53,7 +53,8 @@ class CacheFile:
         if end < len(data):
             with open(self.path, "r+b") as f:
                 f.truncate(end)
-        return [json.loads(line) for line in data[:end].decode().splitlines() if line.strip()]
+        # split on "\n" only: str.splitlines() also splits inside a completion at U+2028, U+0085, ... (written raw)
+        return [json.loads(line) for line in data[:end].decode().split("\n") if line.strip()]
 
     def append(self, rows: list[dict[str, Any]]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

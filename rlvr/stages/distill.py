@@ -254,7 +254,7 @@ def statistics_of(groups: list[list[dict[str, Any]]], dropped: dict[str, int], n
 
 def write_outputs(stage_dir: Path, groups: list[list[dict[str, Any]]], chosen: dict[str, Any]) -> None:
     def jsonl(rows: list[dict[str, Any]]) -> str:
-        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        return "".join(json.dumps(r) + "\n" for r in rows)  # ASCII: a U+2028 in a completion stays escaped
 
     write_atomic(stage_dir / "rollouts.jsonl", jsonl([r for g in groups for r in g]))
     write_atomic(stage_dir / "sft.jsonl", jsonl(chosen["sft"]))

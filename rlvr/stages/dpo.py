@@ -144,7 +144,7 @@ def build_pairs(ctx: StageContext, tokenizer: Any) -> list[dict[str, Any]]:
     out = ctx.run.stage(cfg.name) / "pairs.jsonl"
     if cfg.pairs_from:
         src = pairs_file(ctx)
-        pairs = [json.loads(x) for x in src.read_text().splitlines() if x.strip()]
+        pairs = [json.loads(x) for x in src.read_text().split("\n") if x.strip()]
         world.print0(f"[{cfg.name}] reusing {len(pairs)} pairs from {src}")
     else:
         groups = judged_groups_from_policy(ctx, tokenizer) if cfg.pairs.source == "policy" else judged_groups_from_file(ctx)
