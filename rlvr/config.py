@@ -448,7 +448,6 @@ class DpoStage(_StageCommon):
         return self
 
 
-
 class DistillSelection(Strict):
     """Phi-4-Mini-Reasoning's selection of teacher data, applied to sft.jsonl and pairs.jsonl (rollouts.jsonl
     keeps every sample). Each filter judges a prompt on all of its k samples; the counts of prompts each
@@ -520,12 +519,13 @@ class EvalStage(EvalOptions):
     base, a stage name, or a path / hub id."""
 
 
-Stage = Annotated[MidtrainStage | SftStage | RlvrStage | DpoStage | EvalStage | DistillStage, Field(discriminator="type")]
+AnyStage = MidtrainStage | SftStage | RlvrStage | DpoStage | EvalStage | DistillStage
+Stage = Annotated[AnyStage, Field(discriminator="type")]
 STAGE_TYPES = ("midtrain", "sft", "dpo", "rlvr", "eval", "distill")
 TRAINING_STAGE_TYPES = ("midtrain", "sft", "dpo", "rlvr")
 
 
-def _model_stage(stages: list[Any], i: int) -> int | None:
+def _model_stage(stages: list[AnyStage], i: int) -> int | None:
     """Index of the stage whose final/ stage i loads (the runner's rule: an eval stage hands on its own
     input model), or None for the recipe model or a path / hub id."""
     names = [s.name for s in stages]
@@ -538,7 +538,7 @@ def _model_stage(stages: list[Any], i: int) -> int | None:
     return _model_stage(stages, j) if stages[j].type == "eval" else j
 
 
-def _earlier_stage(stages: list[Any], i: int, name: str, kinds: tuple[str, ...], key: str) -> str | None:
+def _earlier_stage(stages: list[AnyStage], i: int, name: str, kinds: tuple[str, ...], key: str) -> str | None:
     """The problem with stage i reading the output of stage `name`, which must be an earlier stage of one of
     `kinds`; None when it is."""
     names = [s.name for s in stages]
@@ -552,21 +552,21 @@ def _earlier_stage(stages: list[Any], i: int, name: str, kinds: tuple[str, ...],
     return None
 
 
-def distill_references(stages: list[Any]) -> list[str]:
+def distill_references(stages: list[AnyStage]) -> list[str]:
     """Problems with the references to distill stages: `data.from_stage` and `pairs_from` must name an earlier
     distill stage (pairs_from: or dpo stage; a value with a '/' or a .jsonl/.json suffix is a file), and no
     stage may load a model from a distill stage, which makes none (the runner hands on only an eval stage's
     input model, so `init: previous` right after a distill stage must name its model)."""
     problems = []
     for i, s in enumerate(stages):
-        data = getattr(s, "data", None)
+        data = None if isinstance(s, EvalStage) else s.data
         if data is not None and data.from_stage is not None:
             if s.type == "rlvr":
                 problems.append(f"stages[{i}].data.from_stage: rlvr stages read prompts from toy, rows, path, hub or "
                                 "spec only; give the distill stage's file as data.path")
             else:
                 problems.append(_earlier_stage(stages, i, data.from_stage, ("distill",), "data.from_stage"))
-        pairs_from = getattr(s, "pairs_from", None)
+        pairs_from = s.pairs_from if isinstance(s, DpoStage) else None
         if pairs_from is not None and "/" not in pairs_from and not pairs_from.endswith((".jsonl", ".json")):
             problems.append(_earlier_stage(stages, i, pairs_from, ("distill", "dpo"), "pairs_from"))
         j = _model_stage(stages, i)
@@ -606,7 +606,7 @@ class Recipe(Strict):
             raise ValueError("\n".join(problems))
         return self
 
-    def stage(self, name: str) -> MidtrainStage | SftStage | RlvrStage | DpoStage | EvalStage | DistillStage:
+    def stage(self, name: str) -> AnyStage:
         for s in self.stages:
             if s.name == name:
                 return s

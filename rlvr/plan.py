@@ -26,7 +26,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from rlvr.config import BackendConfig, DistillStage, DpoStage, EvalStage, MidtrainStage, Recipe, RlvrStage, SftStage
+from rlvr.config import (
+    BackendConfig,
+    DistillStage,
+    DpoStage,
+    EvalStage,
+    MidtrainStage,
+    Recipe,
+    RlvrStage,
+    SftStage,
+)
 
 GiB = 2**30
 MiB = 2**20
