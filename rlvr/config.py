@@ -463,7 +463,9 @@ class DpoStage(_StageCommon):
     """Prompts (`prompt`) and golds (`answer`) for pairs.source = policy."""
     pairs: PairsConfig = Field(default_factory=PairsConfig)
     pairs_from: str | None = None
-    """A pairs.jsonl written by an earlier run: reuse it and skip generation and judging."""
+    """Reuse pairs and skip generation and judging: the name of an earlier `distill` (or `dpo`) stage of this
+    recipe (its stages/<name>/pairs.jsonl), or a pairs.jsonl file (a value with a '/' or a .jsonl/.json
+    suffix), e.g. one written by an earlier run."""
     system_prompt: str | None = None
     prompt_suffix: str = ""
     beta: float = Field(0.1, gt=0)
@@ -501,6 +503,65 @@ class DpoStage(_StageCommon):
         return self
 
 
+class DistillSelection(Strict):
+    """Phi-4-Mini-Reasoning's selection of teacher data, applied to sft.jsonl and pairs.jsonl (rollouts.jsonl
+    keeps every sample). Each filter judges a prompt on all of its k samples; the counts of prompts each
+    one dropped go to the stage's summary metrics."""
+
+    drop_never_solved: bool = True
+    """Drop prompts none of whose samples the verifier judges correct (no correct response to imitate or
+    to prefer; counted so that a too-hard prompt set shows)."""
+    drop_always_solved: bool = False
+    """Drop prompts all of whose samples are correct: the student learns little from what the teacher
+    never gets wrong (Phi-4 keeps the prompts that discriminate)."""
+    max_length_cv: float | None = Field(None, gt=0)
+    """Drop prompts whose k response lengths (tokens) vary more than this (std / mean): the length-uniformity
+    filter, computed as the rlvr stage's prompt_filter.max_length_cv."""
+
+
+class DistillStage(Strict):
+    """Teacher rollouts judged by the verifier: k samples per prompt from `teacher`, written as
+    stages/<name>/rollouts.jsonl (every sample, verdict and reason), sft.jsonl (the correct responses) and
+    pairs.jsonl (correct vs incorrect, the dpo stage's format). Later stages read them by name
+    (`data: {from_stage: NAME, part: sft}`, `pairs_from: NAME`). It produces no model."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    type: Literal["distill"]
+    teacher: str = "previous"
+    """The teacher: an earlier training stage's name (its final/), `previous` (the latest training stage's
+    output, or the recipe model), `base` (the recipe model), a local Hugging Face checkpoint directory or a
+    hub id. Rollouts are fingerprinted by the teacher's files (their bytes; a hub id by the snapshot in the
+    local cache, else by the id), so another teacher never reuses them."""
+    data: DataConfig
+    """Prompts (`prompt`) and golds (`answer`)."""
+    samples_per_prompt: int = Field(8, ge=1)
+    """k: samples drawn per prompt (pairs need k >= 2)."""
+    temperature: float = Field(0.8, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_response_tokens: int = Field(1024, ge=1)
+    """A sample that reaches it is truncated: never kept for SFT nor chosen in a pair."""
+    system_prompt: str | None = None
+    prompt_suffix: str = ""
+    """Appended to each problem; the written `prompt`/`problem` fields include it, so the student is trained
+    on the prompt the teacher saw."""
+    chunk_size: int = Field(64, ge=1)
+    """Prompts per generation chunk: each finished chunk is appended (fsync'ed) to the stage's cache, so a
+    killed stage resumes at the first unfinished chunk."""
+    keep: Literal["all", "shortest", "one_per_prompt"] = "all"
+    """sft.jsonl: every correct response, the shortest correct one per prompt, or one random correct one."""
+    pairs_per_prompt: int = Field(1, ge=1)
+    """pairs.jsonl: distinct (correct, incorrect) pairs per prompt, at most #correct x #incorrect."""
+    allow_truncated_rejected: bool = True
+    """May a truncated (unfinished) response be the rejected side of a pair? Never the chosen one."""
+    selection: DistillSelection = Field(default_factory=DistillSelection)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+
+    @property
+    def init(self) -> str:
+        """The model the runner loads for this stage: the teacher."""
+        return self.teacher
+
+
 class EvalStage(EvalOptions):
     """Evaluate the stage's input model with a protocol (the same sweep as `rlvr eval`), writing
     stages/<name>/eval/ (cache, scores.json). It produces no model: a later stage's `init: previous`
@@ -513,9 +574,71 @@ class EvalStage(EvalOptions):
     base, a stage name, or a path / hub id."""
 
 
-Stage = Annotated[MidtrainStage | SftStage | RlvrStage | DpoStage | EvalStage, Field(discriminator="type")]
-STAGE_TYPES = ("midtrain", "sft", "dpo", "rlvr", "eval")
+AnyStage = MidtrainStage | SftStage | RlvrStage | DpoStage | EvalStage | DistillStage
+Stage = Annotated[AnyStage, Field(discriminator="type")]
+STAGE_TYPES = ("midtrain", "sft", "dpo", "rlvr", "eval", "distill")
 TRAINING_STAGE_TYPES = ("midtrain", "sft", "dpo", "rlvr")
+
+
+def _model_stage(stages: list[AnyStage], i: int) -> int | None:
+    """Index of the stage whose final/ stage i loads (the runner's rule: an eval stage hands on its own
+    input model, a distill stage the model before it), or None for the recipe model or a path / hub id."""
+    names = [s.name for s in stages]
+    init = stages[i].init
+    if init == "base" or (init == "previous" and i == 0):
+        return None
+    j = i - 1 if init == "previous" else names.index(init) if init in names else None
+    if j is None or j >= i:
+        return None
+    if stages[j].type == "distill":
+        return _handed_on(stages, j - 1) if j > 0 else None
+    return _model_stage(stages, j) if stages[j].type == "eval" else j
+
+
+def _handed_on(stages: list[AnyStage], j: int) -> int | None:
+    """The stage whose final/ stage j hands on (None: the recipe model or a path)."""
+    if stages[j].type == "distill":
+        return _handed_on(stages, j - 1) if j > 0 else None
+    return _model_stage(stages, j) if stages[j].type == "eval" else j
+
+
+def _earlier_stage(stages: list[AnyStage], i: int, name: str, kinds: tuple[str, ...], key: str) -> str | None:
+    """The problem with stage i reading the output of stage `name`, which must be an earlier stage of one of
+    `kinds`; None when it is."""
+    names = [s.name for s in stages]
+    if name not in names:
+        return f"stages[{i}].{key}: no stage named '{name}' (stages: {', '.join(names)})"
+    j = names.index(name)
+    if stages[j].type not in kinds:
+        return f"stages[{i}].{key}: stage '{name}' is of type {stages[j].type}; it must name a {' or '.join(kinds)} stage"
+    if j >= i:
+        return f"stages[{i}].{key}: stage '{name}' runs later; a stage can read only an earlier stage's output"
+    return None
+
+
+def distill_references(stages: list[AnyStage]) -> list[str]:
+    """Problems with the references to distill stages: `data.from_stage` and `pairs_from` must name an earlier
+    distill stage (pairs_from: or dpo stage; a value with a '/' or a .jsonl/.json suffix is a file), and no
+    stage may name a distill stage as its model: it makes data, not a model (`init: previous` right after
+    one loads the model before it, as after an eval stage)."""
+    problems = []
+    for i, s in enumerate(stages):
+        data = None if isinstance(s, EvalStage) else s.data
+        if data is not None and data.from_stage is not None:
+            if s.type == "rlvr":
+                problems.append(f"stages[{i}].data.from_stage: rlvr stages read prompts from toy, rows, path, hub or "
+                                "spec only; give the distill stage's file as data.path")
+            else:
+                problems.append(_earlier_stage(stages, i, data.from_stage, ("distill",), "data.from_stage"))
+        pairs_from = s.pairs_from if isinstance(s, DpoStage) else None
+        if pairs_from is not None and "/" not in pairs_from and not pairs_from.endswith((".jsonl", ".json")):
+            problems.append(_earlier_stage(stages, i, pairs_from, ("distill", "dpo"), "pairs_from"))
+        named = next((t for t in stages[:i] if t.name == s.init), None)
+        if named is not None and named.type == "distill":
+            key = "teacher" if s.type == "distill" else "init"
+            problems.append(f"stages[{i}].{key}: '{s.init}' is a distill stage, which makes data, not a model; name "
+                            f"the model to load ({key}: previous, base, a training stage's name, or a path)")
+    return [p for p in problems if p]
 
 
 class Recipe(Strict):
@@ -538,18 +661,22 @@ class Recipe(Strict):
             if stage.name in seen:
                 problems.append(f"stages[{i}].name: duplicate stage name '{stage.name}' (also stages[{seen[stage.name]}])")
             seen.setdefault(stage.name, i)
-            if stage.init not in ("previous", "base") and stage.init in seen and seen[stage.init] >= i:
-                problems.append(f"stages[{i}].init: stage '{stage.init}' runs later; a stage can start only from an earlier one")
+            later = {s.name: j for j, s in reversed(list(enumerate(self.stages)))}  # a name's first stage
+            if stage.init not in ("previous", "base") and stage.init in later and later[stage.init] >= i:
+                key = "teacher" if stage.type == "distill" else "init"
+                problems.append(f"stages[{i}].{key}: stage '{stage.init}' runs later; a stage can start only from an earlier one")
         names = [s.name for s in self.stages]
         for i, stage in enumerate(self.stages):
             if stage.init not in ("previous", "base", *names) and "/" not in stage.init and not Path(stage.init).exists():
-                problems.append(f"stages[{i}].init: '{stage.init}' is not a stage of this recipe ({', '.join(names)}), "
+                key = "teacher" if stage.type == "distill" else "init"
+                problems.append(f"stages[{i}].{key}: '{stage.init}' is not a stage of this recipe ({', '.join(names)}), "
                                 "previous, base, nor an existing path; for a hub model give its full id (org/name)")
+        problems += distill_references(self.stages)
         if problems:
             raise ValueError("\n".join(problems))
         return self
 
-    def stage(self, name: str) -> MidtrainStage | SftStage | RlvrStage | DpoStage | EvalStage:
+    def stage(self, name: str) -> AnyStage:
         for s in self.stages:
             if s.name == name:
                 return s

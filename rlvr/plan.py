@@ -26,7 +26,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from rlvr.config import BackendConfig, DpoStage, EvalStage, MidtrainStage, Recipe, RlvrStage, SftStage
+from rlvr.config import (
+    BackendConfig,
+    DistillStage,
+    DpoStage,
+    EvalStage,
+    MidtrainStage,
+    Recipe,
+    RlvrStage,
+    SftStage,
+)
 
 GiB = 2**30
 MiB = 2**20
@@ -365,6 +374,9 @@ def stage_setup(stage: Any, recipe: Recipe, vocab: int) -> StageSetup:
                           generation_note=note, **vllm)
     if isinstance(stage, EvalStage):
         return StageSetup(**base, seq_len=0, tokens=0, generation_note="evaluation only: no training", **vllm)
+    if isinstance(stage, DistillStage):
+        return StageSetup(**base, seq_len=0, tokens=0, generation_note="teacher sampling only: no training; "
+                          "vLLM's share holds the teacher's weights (per tensor-parallel rank) and KV cache", **vllm)
     raise PlanError(f"stage {stage.name}: type {stage.type} is not known to rlvr plan")
 
 

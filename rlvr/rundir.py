@@ -23,6 +23,10 @@
                                                   sweep (spec.yaml, scores.json, generations/)
     RUN_DIR/stages/<name>/validation/             scores.json (every step merged), and at the stage's end
                                                   report.md, scores.csv, plots/
+    RUN_DIR/stages/<name>/{rollouts,sft,pairs}.jsonl, stats.json   a distill stage's outputs (atomic; later
+                                                  stages read them by name: data.from_stage, pairs_from)
+    RUN_DIR/stages/<name>/generations/teacher/rollouts/<hash>.jsonl   a distill stage's chunk cache (+ .meta.json),
+                                                  named by a hash of the teacher's files and the sampling settings
     RUN_DIR/stages/<name>/examples.jsonl          an rlvr stage's per-example accuracy per step (rlvr.rl.example_log)
     RUN_DIR/report.md, scores.csv, plots/         written at the end of `rlvr run` and by `rlvr report RUN_DIR`
                                                   (summary, eval-stage scores, training curves)

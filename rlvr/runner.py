@@ -55,9 +55,12 @@ def resolve_run_dir(recipe: Recipe, run_dir: Path | None, existing: bool) -> Pat
 
 
 def _done(run: RunDir, stage: Any) -> bool:
-    """A stage's output exists: final/ for a training stage, scores.json for an eval stage."""
+    """A stage's output exists: final/ for a training stage, scores.json for an eval stage, sft.jsonl for a
+    distill stage."""
     if stage.type == "eval":
         return (run.stage(stage.name) / "eval" / "scores.json").is_file()
+    if stage.type == "distill":
+        return (run.stage(stage.name) / "sft.jsonl").is_file()
     return run.final(stage.name).is_dir()
 
 
@@ -179,10 +182,21 @@ def _input_model(recipe: Recipe, run: RunDir, index: int) -> str:
         return base
     names = [s.name for s in recipe.stages]
     if stage.init == "previous" or stage.init in names:
-        j = index - 1 if stage.init == "previous" else names.index(stage.init)
-        # an eval stage makes no model: it hands on the model it evaluated
-        return _input_model(recipe, run, j) if recipe.stages[j].type == "eval" else str(run.final(names[j]))
+        return _handed_on(recipe, run, index - 1 if stage.init == "previous" else names.index(stage.init))
     return stage.init  # a path or hub id
+
+
+def _handed_on(recipe: Recipe, run: RunDir, j: int) -> str:
+    """The model stage j hands on: a training stage's final/; an eval stage makes no model and hands on the
+    one it evaluated; a distill stage makes data, not a model, and hands on the model before it (its own
+    input model is the teacher)."""
+    kind = recipe.stages[j].type
+    if kind == "eval":
+        return _input_model(recipe, run, j)
+    if kind == "distill":
+        return (str(run.base_model) if recipe.model.tiny is not None else recipe.model.name) if j == 0 \
+            else _handed_on(recipe, run, j - 1)
+    return str(run.final(recipe.stages[j].name))
 
 
 def _needs_base_model(recipe: Recipe, run: RunDir) -> bool:

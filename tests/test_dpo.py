@@ -83,16 +83,21 @@ def test_dpo_on_policy_pairs_raises_the_margin(sft_model, tmp_path):
 
 
 @pytest.mark.slow
-def test_shrunken_phi4_recipe_runs_all_four_stages(tmp_path):
-    teacher = teacher_file(tmp_path / "teacher.jsonl")
+def test_shrunken_phi4_recipe_runs_all_four_stages(tmp_path, sft_model):
+    """From a teacher to the RL stage in one file: the two distill stages sample a small SFT model (the stand-in
+    teacher), midtrain and SFT read their correct responses, DPO their pairs."""
     run_dir = tmp_path / "phi4"
+    gen = "{backend: vllm, max_model_len: 256, kv_cache_gib: 0.25, use_tqdm: false}"
     overrides = [
         "model={tiny: " + SMALL + ", dtype: float32}",
         "backend={zero_stage: 2, micro_batch_size: 8, grad_accum: 1}",
-        "stages.midtrain.data={toy: {n: 200, levels: [1, 2]}}", "stages.midtrain.seq_len=256",
-        "stages.midtrain.max_steps=3",
-        "stages.sft.data={toy: {n: 200, levels: [1, 2]}}", "stages.sft.max_len=256", "stages.sft.max_steps=3",
-        f"stages.dpo.pairs.path={teacher}", "stages.dpo.pairs.max_len=256", "stages.dpo.max_steps=2",
+        *[o for d in ("distill", "distill_hard") for o in (
+            f"stages.{d}.teacher={sft_model}", f"stages.{d}.data={{toy: {{n: 32, levels: [1]}}}}",
+            f"stages.{d}.max_response_tokens=64", f"stages.{d}.chunk_size=16", f"stages.{d}.generation={gen}")],
+        "stages.distill_hard.selection={drop_never_solved: true}",  # 32 easy prompts: keep those with pairs
+        "stages.midtrain.seq_len=256", "stages.midtrain.max_steps=3",
+        "stages.sft.max_len=256", "stages.sft.max_steps=3",
+        "stages.dpo.pairs.max_len=256", "stages.dpo.max_steps=2",
         "stages.dpo.micro_batch_size=4",
         "stages.rl.data={toy: {n: 64, levels: [1]}}", "stages.rl.prompts_per_step=4", "stages.rl.rollouts_per_prompt=4",
         "stages.rl.max_response_tokens=48", "stages.rl.max_steps=2", "stages.rl.micro_batch_size=16",
@@ -105,12 +110,14 @@ def test_shrunken_phi4_recipe_runs_all_four_stages(tmp_path):
     assert proc.returncode == 0, tail(proc)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert [(s["name"], s["type"], s["status"]) for s in summary["stages"]] == [
-        ("midtrain", "midtrain", "done"), ("sft", "sft", "done"), ("dpo", "dpo", "done"), ("rl", "rlvr", "done")]
+        ("distill", "distill", "done"), ("distill_hard", "distill", "done"), ("midtrain", "midtrain", "done"),
+        ("sft", "sft", "done"), ("dpo", "dpo", "done"), ("rl", "rlvr", "done")]
     logged = {json.loads(x)["stage"] for x in (run_dir / "metrics.jsonl").read_text().splitlines()}
-    assert logged == {"midtrain", "sft", "dpo", "rl"}
+    assert logged == {"distill", "distill_hard", "midtrain", "sft", "dpo", "rl"}
+    assert "[dpo] reusing" in proc.stdout and str(run_dir / "stages" / "distill_hard" / "pairs.jsonl") in proc.stdout
     rl = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if '"stage": "rl"' in x]
     assert rl[0]["temperature"] == 1.0 and rl[1]["temperature"] == pytest.approx(0.6)  # annealed over half of 2 steps
-    for s in summary["stages"]:
+    for s in summary["stages"][2:]:
         assert (run_dir / "stages" / s["name"] / "final" / "model.safetensors").is_file()
 
 

@@ -160,7 +160,7 @@ def test_cli_prints_a_table_for_one_shot_and_phi4():
     recipe = load_recipe(REPO / "recipes" / "phi4_mini_reasoning.yaml")
     assert main(["plan", "recipes/phi4_mini_reasoning.yaml"]) == 0
     plans = plan_recipe(recipe, 8, 80 * GiB)
-    assert [p.setup.name for p in plans] == ["midtrain", "sft", "dpo", "rl"]
+    assert [p.setup.name for p in plans] == ["distill", "distill_hard", "midtrain", "sft", "dpo", "rl"]
 
 
 def test_plan_does_not_import_torch():

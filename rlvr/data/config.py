@@ -47,8 +47,8 @@ CANONICAL_FIELDS = ("prompt", "response", "answer", "messages", "text")
 
 class DataConfig(Strict):
     """Where a stage's rows come from: exactly one of `toy`, `rows` (written in the recipe), `path`
-    (local JSONL/JSON/parquet), `hub` (a Hugging Face dataset id) or `spec` (a dataset spec YAML in
-    data/ holding these same keys)."""
+    (local JSONL/JSON/parquet), `hub` (a Hugging Face dataset id), `spec` (a dataset spec YAML in
+    data/ holding these same keys) or `from_stage` (a file an earlier distill stage of the run wrote)."""
 
     toy: ToyData | None = None
     rows: list[dict[str, Any]] | None = Field(None, min_length=1)
@@ -56,6 +56,13 @@ class DataConfig(Strict):
     path: str | None = None
     hub: str | None = None
     spec: str | None = None
+    from_stage: str | None = None
+    """The name of an earlier `distill` stage of the recipe: read its RUN_DIR/stages/<name>/<part>.jsonl. Its
+    rows hold problem, solution and answer (the default `problem_solution` preset), and `problem` is the
+    prompt the teacher saw (prompt_suffix included)."""
+    part: Literal["sft", "rollouts"] | None = None
+    """With from_stage: sft (the verifier-correct responses kept by the stage's `keep` and `selection`;
+    the default) or rollouts (every sample, correct or not)."""
     config: str | None = None
     """Hub dataset config name."""
     split: str = "train"
@@ -69,9 +76,11 @@ class DataConfig(Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
-        given = [k for k in ("toy", "rows", "path", "hub", "spec") if getattr(self, k) is not None]
+        given = [k for k in ("toy", "rows", "path", "hub", "spec", "from_stage") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one data source of toy, rows, path, hub, spec (got {given or 'none'})")
+            raise ValueError(f"give exactly one data source of toy, rows, path, hub, spec, from_stage (got {given or 'none'})")
+        if self.part is not None and self.from_stage is None:
+            raise ValueError("`part` selects a file of a distill stage: give it with from_stage")
         bad = sorted(set(self.fields) - set(CANONICAL_FIELDS))
         if bad:
             raise ValueError(f"unknown canonical field(s) {bad} in `fields`; allowed: {list(CANONICAL_FIELDS)}")

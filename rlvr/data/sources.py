@@ -1,5 +1,5 @@
-"""Rows for a stage: from the toy task, a local JSONL/JSON/parquet file, or a Hugging Face hub dataset,
-mapped onto canonical fields (prompt, response, answer, messages, text) by a preset plus overrides.
+"""Rows for a stage: from the toy task, a local JSONL/JSON/parquet file, a Hugging Face hub dataset, or a
+file an earlier distill stage of the run wrote (`from_stage`), mapped onto canonical fields (prompt, response, answer, messages, text) by a preset plus overrides.
 
 A row that lacks a mapped field is an error naming the source, the row number and the field.
 """
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rlvr.data.config import DataConfig
+from rlvr.rundir import RunDir
 from rlvr.schema import UserError
 
 
@@ -46,7 +47,7 @@ def read_local(path: Path) -> list[dict[str, Any]]:
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         rows = []
-        for n, line in enumerate(path.read_text().splitlines(), 1):
+        for n, line in enumerate(path.read_text().split("\n"), 1):  # not splitlines(): U+2028 may sit inside a string
             if not line.strip():
                 continue
             try:
@@ -89,11 +90,24 @@ def example_id(row: Any, position: int) -> int | str:
     return position
 
 
-def load_rows(cfg: DataConfig, *, needs: tuple[str, ...] | None = None, with_ids: bool = False) -> list[dict[str, Any]]:
+def stage_file(cfg: DataConfig, run: RunDir | None) -> Path:
+    """The file a `from_stage` source reads: RUN_DIR/stages/<from_stage>/<part>.jsonl."""
+    if run is None:
+        raise DataError(f"data.from_stage '{cfg.from_stage}': this stage does not read run-directory sources; "
+                        "give the distill stage's file as data.path")
+    path = run.stage(cfg.from_stage) / f"{cfg.part or 'sft'}.jsonl"
+    if not path.is_file():
+        raise DataError(f"data.from_stage '{cfg.from_stage}': {path} not found; run stage '{cfg.from_stage}' "
+                        "first (rlvr run --resume, or --from-stage it)")
+    return path
+
+
+def load_rows(cfg: DataConfig, *, needs: tuple[str, ...] | None = None, with_ids: bool = False,
+              run: RunDir | None = None) -> list[dict[str, Any]]:
     """Canonical rows for a stage. Toy rows are generated; other sources are read and mapped.
     `needs`: the canonical fields the stage uses; a preset field outside it may be absent from the
     source. Fields mapped explicitly in `data.fields` are always required. `with_ids`: each row also
-    gets `id` (example_id of the source row)."""
+    gets `id` (example_id of the source row). `run`: the run directory a `from_stage` source reads."""
     if cfg.toy is not None:
         rows = cfg.toy.rows()
         rows = rows[: cfg.limit] if cfg.limit else rows
@@ -105,6 +119,9 @@ def load_rows(cfg: DataConfig, *, needs: tuple[str, ...] | None = None, with_ids
         raw, where = read_local(path), str(path)
     elif cfg.hub is not None:
         raw, where = _read_hub(cfg), f"hub:{cfg.hub}[{cfg.split}]"
+    elif cfg.from_stage is not None:
+        path = stage_file(cfg, run)
+        raw, where = read_local(path), str(path)
     else:
         raise DataError("data.spec must be expanded by the recipe loader before loading rows")
     if not raw:

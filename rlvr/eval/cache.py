@@ -82,7 +82,8 @@ class CacheFile:
             with open(self.path, "r+b") as f:
                 f.truncate(end)
         rows = []
-        for n, line in enumerate(data[:end].decode(errors="replace").splitlines(), 1):
+        # split on "\n" only: str.splitlines() also splits inside a completion at U+2028, U+0085, ... (written raw)
+        for n, line in enumerate(data[:end].decode(errors="replace").split("\n"), 1):
             if not line.strip():
                 continue
             try:

@@ -9,4 +9,5 @@ STAGES = {
     "dpo": "rlvr.stages.dpo",
     "rlvr": "rlvr.stages.rlvr",
     "eval": "rlvr.stages.eval",
+    "distill": "rlvr.stages.distill",
 }

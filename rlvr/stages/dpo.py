@@ -8,7 +8,8 @@ model through the Generator; `file` reads teacher rollouts (the paper's setting:
 correct vs incorrect samples), judging rows that carry no `correct` flag. With `pairs.chosen:
 reference` (policy source) the chosen side is the data row's reference solution instead, against
 the policy's incorrect rollouts. The pairs, with the verifier's
-reasons, are written to RUN_DIR/stages/<name>/pairs.jsonl; `pairs_from:` reuses such a file.
+reasons, are written to RUN_DIR/stages/<name>/pairs.jsonl; `pairs_from:` reuses such a file, or
+an earlier distill stage's pairs (`pairs_from: <distill stage name>`, the same format).
 
 Training: loss = mean over the global batch of pairs of DPO_LOSSES[loss](...) (rlvr/rl/dpo.py) on
 summed response log-probs (all response tokens; with `span: divergent_step` only the line where
@@ -49,7 +50,7 @@ def judged_groups_from_policy(ctx: StageContext, tokenizer: Any) -> list[dict[st
 
     cfg, world = ctx.cfg, ctx.world
     needs = ("prompt", "answer", "response") if cfg.pairs.chosen == "reference" else ("prompt", "answer")
-    rows = load_rows(cfg.data, needs=needs)
+    rows = load_rows(cfg.data, needs=needs, run=ctx.run)
     mine = rows[world.rank::world.world_size]
     prompts = [r["prompt"] + cfg.prompt_suffix for r in mine]
     generator = build_generator(cfg.generation, ctx.input_model, world, dtype=ctx.recipe.model.dtype,
@@ -128,12 +129,23 @@ def make_pairs(groups: list[dict[str, Any]], cfg: Any, seed: int) -> tuple[list[
     return pairs, stats
 
 
+def pairs_file(ctx: StageContext) -> Path:
+    """pairs_from: an earlier distill or dpo stage's stages/<name>/pairs.jsonl, or a file path."""
+    name = ctx.cfg.pairs_from
+    if name in [s.name for s in ctx.recipe.stages]:
+        src = ctx.run.stage(name) / "pairs.jsonl"
+        if not src.is_file():
+            raise FileNotFoundError(f"stage {ctx.cfg.name}: pairs_from '{name}': {src} not found; run stage '{name}' first")
+        return src
+    return Path(name)
+
+
 def build_pairs(ctx: StageContext, tokenizer: Any) -> list[dict[str, Any]]:
     cfg, world = ctx.cfg, ctx.world
     out = ctx.run.stage(cfg.name) / "pairs.jsonl"
     if cfg.pairs_from:
-        src = Path(cfg.pairs_from)
-        pairs = [json.loads(x) for x in src.read_text().splitlines() if x.strip()]
+        src = pairs_file(ctx)
+        pairs = [json.loads(x) for x in src.read_text().split("\n") if x.strip()]
         world.print0(f"[{cfg.name}] reusing {len(pairs)} pairs from {src}")
     else:
         groups = judged_groups_from_policy(ctx, tokenizer) if cfg.pairs.source == "policy" else judged_groups_from_file(ctx)

@@ -20,7 +20,7 @@ from rlvr.stages.context import StageContext, StageResult
 
 def build_examples(ctx: StageContext, tokenizer):
     cfg = ctx.cfg
-    rows = load_rows(cfg.data, needs=LM_NEEDS.get(cfg.data.preset, LM_DEFAULT_NEEDS))
+    rows = load_rows(cfg.data, needs=LM_NEEDS.get(cfg.data.preset, LM_DEFAULT_NEEDS), run=ctx.run)
     docs = [document_ids(tokenizer, row) for row in rows]
     if cfg.packing:
         return pack(docs, cfg.seq_len, tokenizer.pad_token_id, seed=ctx.recipe.seed)

@@ -20,7 +20,7 @@ from rlvr.stages.context import StageContext, StageResult
 
 def build_examples(ctx: StageContext, tokenizer) -> list[Example]:
     cfg = ctx.cfg
-    examples = [sft_example(tokenizer, row, cfg.system_prompt) for row in load_rows(cfg.data, needs=LM_NEEDS.get(cfg.data.preset, LM_DEFAULT_NEEDS))]
+    examples = [sft_example(tokenizer, row, cfg.system_prompt) for row in load_rows(cfg.data, needs=LM_NEEDS.get(cfg.data.preset, LM_DEFAULT_NEEDS), run=ctx.run)]
     kept = [e for e in examples if len(e) <= cfg.max_len]
     if len(kept) < len(examples):
         ctx.world.print0(f"[{cfg.name}] dropped {len(examples) - len(kept)} of {len(examples)} examples "
