@@ -769,7 +769,8 @@ def missing_inputs(recipe: Recipe) -> list[str]:
         if data is not None and data.path is not None:
             files.append(("data.path", data.path))
         if isinstance(stage, DpoStage) and stage.pairs_from is not None:
-            files.append(("pairs_from", stage.pairs_from))
+            if "/" in stage.pairs_from or stage.pairs_from.endswith((".jsonl", ".json")):  # else a stage's name
+                files.append(("pairs_from", stage.pairs_from))
         elif isinstance(stage, DpoStage) and stage.pairs.source == "file" and stage.pairs.path is not None:
             files.append(("pairs.path", stage.pairs.path))
         for key, path in files:
