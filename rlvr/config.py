@@ -170,6 +170,11 @@ class _StageCommon(Strict):
     """Overrides backend.micro_batch_size for this stage."""
     grad_accum: int | None = Field(None, ge=1)
     """Overrides backend.grad_accum for this stage."""
+    global_batch_size: int | None = Field(None, ge=1)
+    """Rows per optimizer step over all ranks (sequences; DPO: pairs). Set, the accumulation is derived as
+    global_batch_size / (ranks x micro_batch_size) and a run whose ranks cannot split it exactly stops with a
+    message, so the paper's batch holds on any number of nodes. Unset: micro_batch_size x grad_accum x ranks.
+    (An rlvr stage's batch is `prompts_per_step`, already over all ranks.)"""
     save_every: int = Field(0, ge=0)
     """Write a resumable checkpoint every N steps (0: only at the end of the stage)."""
     keep_checkpoints: int = Field(2, ge=1)
@@ -178,6 +183,12 @@ class _StageCommon(Strict):
     """Also write a Hugging Face export every N steps to stages/<name>/exports/step-<N>/ (0: off), all
     kept, for "score vs step" sweeps (`rlvr eval` finds them in the run directory). final/ is the last."""
     optim: OptimConfig = Field(default_factory=OptimConfig)
+
+    @model_validator(mode="after")
+    def _one_batch_rule(self) -> _StageCommon:
+        if self.global_batch_size is not None and self.grad_accum is not None:
+            raise ValueError("give global_batch_size (the accumulation is derived from it) or grad_accum, not both")
+        return self
 
 
 class MidtrainStage(_StageCommon):
@@ -403,6 +414,9 @@ class RlvrStage(_StageCommon):
         if self.grad_accum is not None:
             problems.append("grad_accum is derived for rlvr stages (mini_batch_prompts * rollouts_per_prompt / "
                             "(micro_batch_size * ranks)); remove it")
+        if self.global_batch_size is not None:
+            problems.append("global_batch_size: an rlvr stage's batch is prompts_per_step (prompts over all ranks); "
+                            "set that instead")
         if self.mini_batch_prompts is not None and self.prompts_per_step % self.mini_batch_prompts:
             problems.append(f"prompts_per_step {self.prompts_per_step} must be a multiple of mini_batch_prompts "
                             f"{self.mini_batch_prompts}")

@@ -99,6 +99,7 @@ def test_shrunken_phi4_recipe_runs_all_four_stages(tmp_path, sft_model):
         "stages.sft.max_len=256", "stages.sft.max_steps=3",
         "stages.dpo.pairs.max_len=256", "stages.dpo.max_steps=2",
         "stages.dpo.micro_batch_size=4",
+        *[f"stages.{s}.global_batch_size={n}" for s, n in (("midtrain", 8), ("sft", 8), ("dpo", 4))],
         "stages.rl.data={toy: {n: 64, levels: [1]}}", "stages.rl.prompts_per_step=4", "stages.rl.rollouts_per_prompt=4",
         "stages.rl.max_response_tokens=48", "stages.rl.max_steps=2", "stages.rl.micro_batch_size=16",
         "stages.rl.generation={backend: vllm, max_model_len: 256, kv_cache_gib: 0.25}",

@@ -87,3 +87,47 @@ def test_config_changes_name_each_key_by_its_stage():
     swapped = dump(old)
     swapped["stages"].reverse()
     assert runner.config_changes(dump(old), swapped) == {None: ["stages (order): ['a', 'b'] -> ['b', 'a']"]}
+
+
+# ------------------------------------------------------------------ global_batch_size (issue #18 item 3)
+@pytest.mark.parametrize(("world", "micro", "expect"), [(1, 1, 128), (8, 1, 16), (128, 1, 1), (8, 4, 4), (16, 8, 1)])
+def test_global_batch_size_keeps_the_batch_on_any_number_of_ranks(world, micro, expect):
+    import types
+
+    from rlvr.config import SftStage
+    from rlvr.stages.context import StageContext
+
+    cfg = SftStage(name="sft", type="sft", data={"toy": {}}, global_batch_size=128, micro_batch_size=micro)
+    ctx = StageContext.__new__(StageContext)
+    ctx.cfg, ctx.world = cfg, types.SimpleNamespace(world_size=world)
+    ctx.recipe = types.SimpleNamespace(backend=types.SimpleNamespace(micro_batch_size=1, grad_accum=1))
+    assert ctx.grad_accum == expect and ctx.global_batch == 128
+
+
+@pytest.mark.parametrize(("world", "micro", "message"), [
+    (3, 1, "global_batch_size 128 cannot be split over 3 ranks"),
+    (8, 3, "each of the 8 ranks takes 16 rows of global_batch_size 128, not a multiple of micro_batch_size 3; "
+           "set micro_batch_size to a divisor of 16 (e.g. 2)"),
+])
+def test_a_global_batch_the_ranks_cannot_split_is_refused(world, micro, message):
+    import types
+
+    from rlvr.config import SftStage
+    from rlvr.schema import UserError
+    from rlvr.stages.context import StageContext
+
+    ctx = StageContext.__new__(StageContext)
+    ctx.cfg = SftStage(name="sft", type="sft", data={"toy": {}}, global_batch_size=128, micro_batch_size=micro)
+    ctx.world = types.SimpleNamespace(world_size=world)
+    ctx.recipe = types.SimpleNamespace(backend=types.SimpleNamespace(micro_batch_size=1, grad_accum=1))
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        _ = ctx.grad_accum
+
+
+def test_global_batch_size_and_grad_accum_exclude_each_other():
+    from rlvr.config import RlvrStage, SftStage
+
+    with pytest.raises(ValueError, match="not both"):
+        SftStage(name="sft", type="sft", data={"toy": {}}, global_batch_size=128, grad_accum=2)
+    with pytest.raises(ValueError, match="prompts_per_step"):
+        RlvrStage(name="rl", type="rlvr", data={"toy": {}}, global_batch_size=128)

@@ -58,7 +58,22 @@ class StageContext:
 
     @property
     def grad_accum(self) -> int:
-        return self.cfg.grad_accum or self.recipe.backend.grad_accum
+        """The stage's accumulation: derived from global_batch_size when it is set (so the global batch is
+        the same on any number of ranks), else grad_accum or the backend's."""
+        G = self.cfg.global_batch_size
+        if G is None:
+            return self.cfg.grad_accum or self.recipe.backend.grad_accum
+        W, micro = self.world.world_size, self.micro_batch_size
+        if G % W:
+            raise UserError(f"stage {self.name}: global_batch_size {G} cannot be split over {W} ranks; use a multiple "
+                            f"of {W}, or run on a number of ranks that divides {G}")
+        share = G // W
+        if share % micro:
+            fits = max(d for d in range(1, micro + 1) if share % d == 0)
+            raise UserError(f"stage {self.name}: each of the {W} ranks takes {share} rows of global_batch_size {G}, "
+                            f"not a multiple of micro_batch_size {micro}; set micro_batch_size to a divisor of "
+                            f"{share} (e.g. {fits})")
+        return share // micro
 
     @property
     def global_batch(self) -> int:
