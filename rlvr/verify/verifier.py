@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from rlvr.verify import multiple_choice, paper_rules
 from rlvr.verify.config import VerifierConfig
-from rlvr.verify.exact import Undecided, compare, parse_number
+from rlvr.verify.exact import Undecided, align, compare, parse_number
 from rlvr.verify.extract import extract_answer
 from rlvr.verify.normalize import normalize
 from rlvr.verify.policy import Policy
@@ -76,7 +76,15 @@ def gold_text(gold: object) -> str | None:
 
 # The equivalence that stands in for the originals' sympy calls: exact values, no leniencies
 # (no inequality-for-interval, no percent-as-fraction), the same exact path and fallback.
-_SYMPY_STAND_IN = Policy(name="paper_sympy", interval_relations=False, percent_as_fraction=False)
+_SYMPY_STAND_IN = Policy(
+    name="paper_sympy",
+    interval_relations=False,
+    percent_as_fraction=False,
+    equation_forms=False,
+    angle_units=False,
+    var_names=False,
+    anchored_final_box=False,
+)
 # Rounds of "decide, judge the oracle's open questions in the pool, decide again" per batch. A
 # second run only asks questions the first asked (answers only turn False into True, which only
 # short-cuts), so two rounds settle every item; the spare rounds are a guard.
@@ -202,7 +210,7 @@ class Verifier:
         limit = self.policy.max_answer_chars
         if len(answer) > max(limit, 2 * len(gold) + 50):
             return _result("rejected_prescreen", answer, 0.0, "prescreen")
-        g, p = normalize(gold), normalize(answer)
+        g, p = align(normalize(gold), normalize(answer), self.policy)
         key = (self.policy, p, g)
         hit = self._cache.get(key)
         if hit is not None:
