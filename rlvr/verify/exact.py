@@ -991,7 +991,8 @@ def align(gold: Norm, pred: Norm, policy: Policy) -> tuple[Norm, Norm]:
       different variable, so ``y = 2x + 3``, ``2x - y + 3 = 0`` and ``x = (y - 3)/2`` compare as
       equations. ``x = 5`` stays the value 5: restating a one-variable equation is no answer.
     * ``angle_units``: exactly one side carries a degree sign, the other is a multiple of π: the
-      degrees are written in radians (``60^\\circ`` -> ``\\frac{(60)\\pi}{180}``).
+      degrees are written in radians (``60^\\circ`` -> ``\\frac{(60)\\pi}{180}``). One angle only
+      (no tuples); a π written in degrees (``\\frac{\\pi}{3}^\\circ``) is a mismatch.
     """
     if policy.equation_forms:
         g_curve = gold.var is not None and _mentions_variables(gold.text)
@@ -1003,7 +1004,8 @@ def align(gold: Norm, pred: Norm, policy: Policy) -> tuple[Norm, Norm]:
             pred = _as_equation(pred) if p_curve else pred
     if policy.angle_units and gold.degrees != pred.degrees:
         deg, rad = (gold, pred) if gold.degrees else (pred, gold)
-        if "\\pi" in rad.text and "\\pi" not in deg.text and not _mentions_variables(deg.text):
+        plain = "\\pi" not in deg.text and "," not in deg.text and not _mentions_variables(deg.text)
+        if "\\pi" in rad.text and plain:
             deg = _in_radians(deg)
             gold, pred = (deg, rad) if gold.degrees else (rad, deg)
     return gold, pred
@@ -1015,6 +1017,8 @@ def compare(gold: Norm, pred: Norm, policy: Policy) -> str:
         return "mismatch"
     if policy.var_names and gold.var and pred.var and _var_name(gold.var) != _var_name(pred.var):
         return "mismatch"  # y = 6 does not answer x = ? (align() already made curves equations)
+    if policy.angle_units and gold.degrees != pred.degrees and "\\pi" in gold.text and "\\pi" in pred.text:
+        return "mismatch"  # (π/3)° is not π/3 (align() converted every plain angle in degrees)
     if gold.choice or pred.choice:
         if gold.choice and pred.choice:
             return "match" if gold.choice == pred.choice else "mismatch"

@@ -240,7 +240,7 @@ class Verifier:
         for key, uses in pending.items():
             fast = min(c for *_, c in uses)
             items.append(
-                (key, jobs[key][0], jobs[key][1], self.policy.interval_relations, max(0.01, timeout - fast))
+                (key, jobs[key][0], jobs[key][1], self._judge_flags(), max(0.01, timeout - fast))
             )
         verdicts = self._pool_run(items)
         for key, uses in pending.items():
@@ -248,6 +248,13 @@ class Verifier:
             self._remember(key, reason, "symbolic")
             for i, answer, fast, fast_cpu in uses:
                 results[i] = _result(reason, answer, fast + secs, "symbolic", fast_cpu + cpu)
+
+    def _judge_flags(self) -> bool | tuple[bool, bool]:
+        """What symbolic.judge is told: interval_relations, and whether an equation may stand for
+        a value (math-verify's right-side comparison; off under ``var_names``)."""
+        if self.policy.var_names:
+            return (self.policy.interval_relations, False)
+        return self.policy.interval_relations
 
     def _pool_run(self, items: list[tuple]) -> dict:
         """Judge items in the pool; timeouts are counted (``stats()``) and logged per batch."""
