@@ -38,7 +38,9 @@ _ANCHORS = re.compile(
     re.IGNORECASE,
 )
 # A markdown heading of its own ("**Final Answer**" or "## Final Answer") on the line before.
-_HEADING = re.compile(r"(?:\*\*\s*final answer\s*:?\s*\*\*|^[ \t]*#{1,6}[ \t]*final answer[ \t]*:?[ \t]*$)", re.I | re.M)
+_HEADING = re.compile(
+    r"(?:\*\*\s*final answer\s*:?\s*\*\*|^[ \t]*#{1,6}[ \t]*final answer[ \t]*:?[ \t]*$)", re.I | re.M
+)
 # A closing statement that ends right where a box starts ("the final answer is $\boxed{").
 _ANCHOR_BEFORE = re.compile(
     r"(?:" + _ANCHORS.pattern + r"|" + _HEADING.pattern + r")(?:\$\$?|\\\(|\\\[|\s)*$", re.I | re.M

@@ -154,7 +154,11 @@ def judge(pred: str, gold: str, interval_relations: bool = True, equation_values
 
     if isinstance(gold_parsed[0], sympy.Set) and not _solved_form(pred_parsed[0]):
         return "mismatch"
-    if not equation_values and isinstance(pred_parsed[0], sympy.Eq) and not isinstance(gold_parsed[0], sympy.Eq):
+    if (
+        not equation_values
+        and isinstance(pred_parsed[0], sympy.Eq)
+        and not isinstance(gold_parsed[0], sympy.Eq)
+    ):
         return "mismatch"
     if _probe_differs(gold_parsed, pred_parsed):
         return "mismatch"

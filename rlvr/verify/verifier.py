@@ -239,9 +239,7 @@ class Verifier:
         items = []
         for key, uses in pending.items():
             fast = min(c for *_, c in uses)
-            items.append(
-                (key, jobs[key][0], jobs[key][1], self._judge_flags(), max(0.01, timeout - fast))
-            )
+            items.append((key, jobs[key][0], jobs[key][1], self._judge_flags(), max(0.01, timeout - fast)))
         verdicts = self._pool_run(items)
         for key, uses in pending.items():
             reason, secs, cpu = verdicts.get(key, ("timeout", timeout, timeout))

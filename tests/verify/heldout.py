@@ -39,7 +39,10 @@ _DEGREE_GOLD = re.compile(r"(-?\d+)\s*\^\s*\{?\\circ\}?")
 _PI_GOLD = re.compile(r"(-)?(?:\\frac\{(\d*)\s*\\pi\}\{(\d+)\}|(\d*)\s*\\pi)")
 # MATH500's equation golds in other forms a model writes: (correct forms, wrong forms)
 EQUATIONS = {
-    "y = 2x + 3": (["2x - y + 3 = 0", "y - 2x = 3", "4x - 2y + 6 = 0", "x = \\frac{y - 3}{2}"], ["2x - y - 3 = 0"]),
+    "y = 2x + 3": (
+        ["2x - y + 3 = 0", "y - 2x = 3", "4x - 2y + 6 = 0", "x = \\frac{y - 3}{2}"],
+        ["2x - y - 3 = 0"],
+    ),
     "y = -2x": (["2x + y = 0", "-4x - 2y = 0"], ["2x - y = 0"]),
     "5x - 7y + 11z + 4 = 0": (["-5x + 7y - 11z = 4", "5x + 11z + 4 = 7y"], ["5x - 7y + 11z = 4"]),
 }
@@ -127,14 +130,26 @@ def _clusters(tag: str, gold: str, wrong_int: int) -> list[Held]:
     if re.fullmatch(r"\d+", g):
         n = int(g)
         add("unit_on_bare_gold", "normal", f"\\boxed{{{n} \\text{{ cm}}}}", gold, True)
-        add("unit_converted", "adversarial", f"\\boxed{{{60 * n} \\text{{ minutes}}}}", f"{n}\\text{{ hours}}", False)
+        add(
+            "unit_converted",
+            "adversarial",
+            f"\\boxed{{{60 * n} \\text{{ minutes}}}}",
+            f"{n}\\text{{ hours}}",
+            False,
+        )
         add("var_renamed", "adversarial", f"\\boxed{{y = {n}}}", f"x = {n}", False)
         add("restated_equation", "adversarial", f"\\boxed{{2x = {2 * n}}}", f"x = {n}", False)
         a, b = _others(g, 2)
         final = "\n\nThe final answer is $\\boxed{%s}$."
         add("three_finals", "adversarial", (final % a) + (final % b) + (final % n), g, False)
         add("every_candidate", "adversarial", f"\\boxed{{{a}}}\n\\boxed{{{b}}}\n\\boxed{{{n}}}", g, False)
-        add("anchored_or", "adversarial", f"The final answer is $\\boxed{{{wrong_int}}}$ or $\\boxed{{{n}}}$.", g, False)
+        add(
+            "anchored_or",
+            "adversarial",
+            f"The final answer is $\\boxed{{{wrong_int}}}$ or $\\boxed{{{n}}}$.",
+            g,
+            False,
+        )
     return out
 
 
@@ -149,8 +164,11 @@ def heldout_cases(root: Path) -> list[Held]:
                 cases.append(Held(f"{tag}/last_digit", "normal", perturbed(gold), gold, False))
             else:
                 wrong = perturbed(gold).removeprefix("The final answer is $\\boxed{").removesuffix("}$.")
-                cases.append(Held(f"{tag}/stated_wrong", "normal", f"Hence the answer is ${wrong}$.", gold, False) if "$" not in wrong
-                             else Held(f"{tag}/last_digit", "normal", perturbed(gold), gold, False))
+                cases.append(
+                    Held(f"{tag}/stated_wrong", "normal", f"Hence the answer is ${wrong}$.", gold, False)
+                    if "$" not in wrong
+                    else Held(f"{tag}/last_digit", "normal", perturbed(gold), gold, False)
+                )
             digits = re.sub(r"\D", "", _bare(gold))
             cases.extend(_clusters(tag, gold, int(digits[-6:] or 0) + 1))
     return cases

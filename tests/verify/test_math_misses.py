@@ -9,8 +9,8 @@ from dataclasses import replace
 import pytest
 from heldout import heldout_cases
 
-from rlvr.verify.extract import extract_answer
 from rlvr.verify.exact import align, compare
+from rlvr.verify.extract import extract_answer
 from rlvr.verify.normalize import normalize
 from rlvr.verify.policy import MATH, get_policy
 
@@ -124,7 +124,10 @@ STEPS = "First, $a = \\boxed{3}$.\n\nNext, $b = \\boxed{4}$.\n\n"
         (STEPS + "Answer: \\boxed{12}", "ok"),
         (STEPS + "Combining, we get $\\boxed{12}$.", "hedged"),  # no closing statement
         (STEPS + "Therefore, the final answer is $\\boxed{11}$ or $\\boxed{12}$.", "hedged"),
-        ("The final answer is \\boxed{3}.\nThe final answer is \\boxed{4}.\nThe final answer is \\boxed{12}.", "hedged"),
+        (
+            "The final answer is \\boxed{3}.\nThe final answer is \\boxed{4}.\nThe final answer is \\boxed{12}.",
+            "hedged",
+        ),
         ("Maybe \\boxed{3}. Perhaps \\boxed{4}. Perhaps \\boxed{12}.", "hedged"),
     ],
 )
