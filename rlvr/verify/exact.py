@@ -975,6 +975,10 @@ def _var_name(var: str) -> str:
     return var.replace("{", "").replace("}", "").replace(" ", "")
 
 
+# "f(x) = 2x" defines a function: "y = 2x" and "2x" still answer it as before (its right side)
+_FUNCTION_DEF = re.compile(r"[A-Za-z](?:_\{?\w+\}?)?\([^()=]*\)=")
+
+
 def _as_equation(n: Norm) -> Norm:
     return replace(n, text=f"{n.var}={n.text}", var=None)
 
@@ -989,7 +993,8 @@ def align(gold: Norm, pred: Norm, policy: Policy) -> tuple[Norm, Norm]:
     * ``equation_forms``: a ``var = expression`` side whose expression has variables (a line, a
       curve) is turned back into its equation when the other side is an equation or names a
       different variable, so ``y = 2x + 3``, ``2x - y + 3 = 0`` and ``x = (y - 3)/2`` compare as
-      equations. ``x = 5`` stays the value 5: restating a one-variable equation is no answer.
+      equations. ``x = 5`` stays the value 5: restating a one-variable equation is no answer. A
+      function definition (``f(x) = 2x``) is no such equation: ``y = 2x`` answers it by its right side.
     * ``angle_units``: exactly one side carries a degree sign, the other is a multiple of π: the
       degrees are written in radians (``60^\\circ`` -> ``\\frac{(60)\\pi}{180}``). One angle only
       (no tuples); a π written in degrees (``\\frac{\\pi}{3}^\\circ``) is a mismatch.
@@ -997,7 +1002,8 @@ def align(gold: Norm, pred: Norm, policy: Policy) -> tuple[Norm, Norm]:
     if policy.equation_forms:
         g_curve = gold.var is not None and _mentions_variables(gold.text)
         p_curve = pred.var is not None and _mentions_variables(pred.text)
-        g_eq, p_eq = _one_equation(gold.text), _one_equation(pred.text)
+        g_eq = _one_equation(gold.text) and not _FUNCTION_DEF.match(gold.text.replace(" ", ""))
+        p_eq = _one_equation(pred.text) and not _FUNCTION_DEF.match(pred.text.replace(" ", ""))
         same_var = g_curve and p_curve and _var_name(gold.var) == _var_name(pred.var)
         if (g_curve or g_eq) and (p_curve or p_eq) and not same_var:
             gold = _as_equation(gold) if g_curve else gold

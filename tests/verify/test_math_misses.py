@@ -40,6 +40,9 @@ def grade(verifiers, pred: str, gold: str, policy: str = "math") -> str:
         ("2x = 10", "x = 5", "mismatch"),  # a one-variable equation restated is no value
         ("3x + 7 = 12", "12", "mismatch"),  # math-verify alone compares the right side: a match
         ("x < 2x + 3", "y = 2x + 3", "mismatch"),  # inequalities are not equations
+        ("y = 2x", "f(x) = 2x", "match"),  # a function definition is answered by its right side
+        ("f(x) = 2x", "f(x) = 2x", "match"),
+        ("y = 3x", "f(x) = 2x", "mismatch"),
     ],
 )
 def test_equation_forms(verifiers, pred, gold, reason):
