@@ -33,17 +33,17 @@ _GAP_JOIN = re.compile(
 )
 _GAP_OR = re.compile(r"\bor\b|\beither\b", re.IGNORECASE)
 _ANCHORS = re.compile(
-    r"(?:final answer\s*(?:is\s*:?|:)|the answer\s*(?:is\s*:?|:)|\banswer\s*:|"
+    r"(?:final answer\s*(?:\*\*)?\s*(?:is\s*:?|:)|the answer\s*(?:\*\*)?\s*(?:is\s*:?|:)|\banswer\s*:|"
     r"the correct (?:option|choice|answer) is\s*:?)\s*(?:\*\*)?\s*",
     re.IGNORECASE,
 )
 # A markdown heading of its own ("**Final Answer**" or "## Final Answer") on the line before.
 _HEADING = re.compile(
-    r"(?:\*\*\s*final answer\s*:?\s*\*\*|^[ \t]*#{1,6}[ \t]*final answer[ \t]*:?[ \t]*$)", re.I | re.M
+    r"(?:\*\*\s*final answer\s*:?\s*\*\*[ \t]*:?|^[ \t]*#{1,6}[ \t]*final answer[ \t]*:?)[ \t]*$", re.I | re.M
 )
 # A closing statement that ends right where a box starts ("the final answer is $\boxed{").
 _ANCHOR_BEFORE = re.compile(
-    r"(?:" + _ANCHORS.pattern + r"|" + _HEADING.pattern + r")(?:\$\$?|\\\(|\\\[|\s)*$", re.I | re.M
+    r"(?:" + _ANCHORS.pattern + r"|" + _HEADING.pattern + r")(?:\$\$?|\\\(|\\\[|\s)*\Z", re.I | re.M
 )
 ANCHOR_LOOKBACK = 120  # characters before a box searched for its closing statement
 

@@ -108,6 +108,8 @@ def test_angle_units_switch_off_keeps_degrees_apart():
         ("We add the cases.\n\n## Final Answer\n$12$", "math", "match"),
         ("We add the cases. So the answer is 12.", "math_reward", "no_answer"),  # RL reward: box required
         ("Adding the two counts, the total is 12.", "math", "no_answer"),  # never the last number
+        ("So the **final answer** is 12.", "math", "match"),
+        ("The **final answer** must be an integer, so 12 it is.", "math", "no_answer"),
         ("We must now find the final answer\nby adding 5 and 7.", "math", "no_answer"),
     ],
 )
@@ -126,6 +128,7 @@ STEPS = "First, $a = \\boxed{3}$.\n\nNext, $b = \\boxed{4}$.\n\n"
         (STEPS + "**Final Answer**\n\\[\n\\boxed{12}\n\\]", "ok"),
         (STEPS + "Answer: \\boxed{12}", "ok"),
         (STEPS + "Combining, we get $\\boxed{12}$.", "hedged"),  # no closing statement
+        (STEPS + "Then the final answer is\nnot clear yet, so $\\boxed{12}$.", "hedged"),  # not right before
         (STEPS + "Therefore, the final answer is $\\boxed{11}$ or $\\boxed{12}$.", "hedged"),
         (
             "The final answer is \\boxed{3}.\nThe final answer is \\boxed{4}.\nThe final answer is \\boxed{12}.",
