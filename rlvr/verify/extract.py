@@ -8,7 +8,9 @@ Contract (verifier-notes.md §5.1), identical for reward and evaluation:
   An unterminated last box means the output was cut off: ``truncated``.
 * Trailing boxes separated only by commas/"and" form one multi-part answer and are joined with
   commas; boxes separated by "or" are a ``hedged`` answer, and so is boxing ``hedge_boxes`` or
-  more distinct values (boxing every candidate).
+  more distinct values (boxing every candidate), unless the final box is introduced by a closing
+  statement that no earlier box with another value has (``anchored_final_box``: boxed
+  intermediate results, then "the final answer is \\boxed{12}").
 * Without a box, an explicit closing statement ("final answer is", "the answer is", "Answer:")
   counts only inside the last ``anchor_window`` characters, and only when the policy allows it.
 * Never a stray number from the reasoning, and never a fallback to other text when the box
