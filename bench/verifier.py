@@ -3,11 +3,14 @@
     python bench/verifier.py                 # labelled table + 4 synthetic RL steps, pinned to one core
     python bench/verifier.py --rl-steps 1 --no-pin
     python bench/verifier.py --paper-only    # only the paper policies' tables and RL throughput
+    python bench/verifier.py --heldout-only  # only the math policy's held-out set
 
 Case sets:
 
 * the labelled table of tests/verify/cases.py (normal and adversarial groups, policy-tagged cases
   counted apart);
+* the held-out set of tests/verify/heldout.py (the `math` policy): every gold of MATH500, AIME24/25,
+  AMC23 and OlympiadBench in other spellings, normal and adversarial groups apart;
 * synthetic RL batches: steps of 64 prompts x 16 rollouts of long chain-of-thought text (about 11 k
   characters) ending in a boxed answer; golds are MATH500 answers, about 65 % integers; rollouts
   repeat answers the way sampled groups do, with wrong, unboxed, truncated and hedged ones mixed in;
@@ -369,6 +372,25 @@ def _mv_item(it: Item) -> Item:
     return replace(it, gold=str(gold))
 
 
+def heldout_items() -> list[Item]:
+    from heldout import heldout_cases  # tests/verify/heldout.py: built from the shared benchmark golds
+
+    return [Item(c.name, c.prediction, c.gold, c.expected, c.group) for c in heldout_cases(SHARED_DATA)]
+
+
+def bench_heldout(runner: MathVerifyRunner, verifier_for) -> dict:
+    """The `math` policy and math-verify on the held-out set, normal and adversarial groups apart."""
+    items = heldout_items()
+    out = {}
+    for group in ("normal", "adversarial"):
+        sel = [it for it in items if it.group == group]
+        rl = stats(sel, *run_rlvr(sel, verifier_for))
+        mv = stats(sel, *run_math_verify(sel, runner))
+        out[group] = {"rlvr": rl, "math_verify": mv}
+        report(f"held-out set (tests/verify/heldout.py), {group} cases", rl, mv)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rl-steps", type=int, default=4, help="synthetic RL steps of 1024 rollouts")
@@ -378,6 +400,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--paper-only", action="store_true",
                         help="only the paper policies (their tables, RL throughput vs math-verify)")
+    parser.add_argument("--heldout-only", action="store_true",
+                        help="only the held-out set of the math policy (tests/verify/heldout.py)")
     args = parser.parse_args()
     if not args.no_pin and hasattr(os, "sched_setaffinity"):
         cpu = sorted(os.sched_getaffinity(0))[-1]
@@ -393,6 +417,12 @@ def main() -> int:
 
     runner = MathVerifyRunner(args.mv_kill)
     figures: dict = {}
+    if args.heldout_only:
+        figures["heldout"] = bench_heldout(runner, verifier_for)
+        runner.close()
+        for v in verifiers.values():
+            v.close()
+        return _write(args, figures)
     if args.paper_only:
         batches = rl_items(args.rl_steps)
         flat = [it for batch in batches for it in batch]
@@ -424,6 +454,7 @@ def main() -> int:
         f"{both['math_verify']['accuracy']:.4f} (FP {both['math_verify']['false_positives']}, "
         f"FN {both['math_verify']['false_negatives']}); math-verify hard kills: {runner.kills}"
     )
+    figures["heldout"] = bench_heldout(runner, verifier_for)
     if args.rl_steps:
         figures["rl"] = bench_rl(args, runner)
     batches = rl_items(args.rl_steps)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import lru_cache
 
@@ -962,10 +962,69 @@ def _linear(x: Num) -> bool:
     return no_imag and max(degrees) == 1 and min(degrees) >= 0
 
 
+_LATEX_NAME = re.compile(r"\\[A-Za-z]+")
+_LETTER = re.compile(r"[A-Za-z]")
+
+
+def _mentions_variables(text: str) -> bool:
+    """A letter outside LaTeX command names (``2x+3`` yes; ``\\frac{\\pi}{3}`` no)."""
+    return bool(_LETTER.search(_LATEX_NAME.sub("", text)))
+
+
+def _var_name(var: str) -> str:
+    return var.replace("{", "").replace("}", "").replace(" ", "")
+
+
+# "f(x) = 2x" defines a function: "y = 2x" and "2x" still answer it as before (its right side)
+_FUNCTION_DEF = re.compile(r"[A-Za-z](?:_\{?\w+\}?)?\([^()=]*\)=")
+
+
+def _as_equation(n: Norm) -> Norm:
+    return replace(n, text=f"{n.var}={n.text}", var=None)
+
+
+def _in_radians(n: Norm) -> Norm:
+    return replace(n, text=f"\\frac{{({n.text})\\pi}}{{180}}", degrees=False)
+
+
+def align(gold: Norm, pred: Norm, policy: Policy) -> tuple[Norm, Norm]:
+    """Put both sides in the same form before comparing (docs/verifier.md, "Decided rules").
+
+    * ``equation_forms``: a ``var = expression`` side whose expression has variables (a line, a
+      curve) is turned back into its equation when the other side is an equation or names a
+      different variable, so ``y = 2x + 3``, ``2x - y + 3 = 0`` and ``x = (y - 3)/2`` compare as
+      equations. ``x = 5`` stays the value 5: restating a one-variable equation is no answer. A
+      function definition (``f(x) = 2x``) is no such equation: ``y = 2x`` answers it by its right side.
+    * ``angle_units``: exactly one side carries a degree sign, the other is a multiple of π: the
+      degrees are written in radians (``60^\\circ`` -> ``\\frac{(60)\\pi}{180}``). One angle only
+      (no tuples); a π written in degrees (``\\frac{\\pi}{3}^\\circ``) is a mismatch.
+    """
+    if policy.equation_forms:
+        g_curve = gold.var is not None and _mentions_variables(gold.text)
+        p_curve = pred.var is not None and _mentions_variables(pred.text)
+        g_eq = _one_equation(gold.text) and not _FUNCTION_DEF.match(gold.text.replace(" ", ""))
+        p_eq = _one_equation(pred.text) and not _FUNCTION_DEF.match(pred.text.replace(" ", ""))
+        same_var = g_curve and p_curve and _var_name(gold.var) == _var_name(pred.var)
+        if (g_curve or g_eq) and (p_curve or p_eq) and not same_var:
+            gold = _as_equation(gold) if g_curve else gold
+            pred = _as_equation(pred) if p_curve else pred
+    if policy.angle_units and gold.degrees != pred.degrees:
+        deg, rad = (gold, pred) if gold.degrees else (pred, gold)
+        plain = "\\pi" not in deg.text and "," not in deg.text and not _mentions_variables(deg.text)
+        if "\\pi" in rad.text and plain:
+            deg = _in_radians(deg)
+            gold, pred = (deg, rad) if gold.degrees else (rad, deg)
+    return gold, pred
+
+
 def compare(gold: Norm, pred: Norm, policy: Policy) -> str:
     """``match`` or ``mismatch``; raises Undecided when the exact path cannot tell."""
     if gold.unit and pred.unit and gold.unit.rstrip("s") != pred.unit.rstrip("s"):
         return "mismatch"
+    if policy.var_names and gold.var and pred.var and _var_name(gold.var) != _var_name(pred.var):
+        return "mismatch"  # y = 6 does not answer x = ? (align() already made curves equations)
+    if policy.angle_units and gold.degrees != pred.degrees and "\\pi" in gold.text and "\\pi" in pred.text:
+        return "mismatch"  # (π/3)° is not π/3 (align() converted every plain angle in degrees)
     if gold.choice or pred.choice:
         if gold.choice and pred.choice:
             return "match" if gold.choice == pred.choice else "mismatch"

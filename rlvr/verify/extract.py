@@ -8,7 +8,9 @@ Contract (verifier-notes.md §5.1), identical for reward and evaluation:
   An unterminated last box means the output was cut off: ``truncated``.
 * Trailing boxes separated only by commas/"and" form one multi-part answer and are joined with
   commas; boxes separated by "or" are a ``hedged`` answer, and so is boxing ``hedge_boxes`` or
-  more distinct values (boxing every candidate).
+  more distinct values (boxing every candidate), unless the final box is introduced by a closing
+  statement that no earlier box with another value has (``anchored_final_box``: boxed
+  intermediate results, then "the final answer is \\boxed{12}").
 * Without a box, an explicit closing statement ("final answer is", "the answer is", "Answer:")
   counts only inside the last ``anchor_window`` characters, and only when the policy allows it.
 * Never a stray number from the reasoning, and never a fallback to other text when the box
@@ -33,10 +35,19 @@ _GAP_JOIN = re.compile(
 )
 _GAP_OR = re.compile(r"\bor\b|\beither\b", re.IGNORECASE)
 _ANCHORS = re.compile(
-    r"(?:final answer\s*(?:is\s*:?|:)|the answer\s*(?:is\s*:?|:)|\banswer\s*:|"
+    r"(?:final answer\s*(?:\*\*)?\s*(?:is\s*:?|:)|the answer\s*(?:\*\*)?\s*(?:is\s*:?|:)|\banswer\s*:|"
     r"the correct (?:option|choice|answer) is\s*:?)\s*(?:\*\*)?\s*",
     re.IGNORECASE,
 )
+# A markdown heading of its own ("**Final Answer**" or "## Final Answer") on the line before.
+_HEADING = re.compile(
+    r"(?:\*\*\s*final answer\s*:?\s*\*\*[ \t]*:?|^[ \t]*#{1,6}[ \t]*final answer[ \t]*:?)[ \t]*$", re.I | re.M
+)
+# A closing statement that ends right where a box starts ("the final answer is $\boxed{").
+_ANCHOR_BEFORE = re.compile(
+    r"(?:" + _ANCHORS.pattern + r"|" + _HEADING.pattern + r")(?:\$\$?|\\\(|\\\[|\s)*\Z", re.I | re.M
+)
+ANCHOR_LOOKBACK = 120  # characters before a box searched for its closing statement
 
 
 def _match_brace(text: str, open_pos: int) -> int:
@@ -123,8 +134,9 @@ def _unwrap_box(content: str) -> str:
     return content
 
 
-def _final_group(text: str, spans: list[tuple[int, int, str]]) -> tuple[list[str], bool]:
-    """Contents of the trailing group of boxes that form one answer, and whether it is a hedge."""
+def _final_group(text: str, spans: list[tuple[int, int, str]]) -> tuple[list[str], bool, int]:
+    """Contents of the trailing group of boxes that form one answer, whether it is a hedge, and
+    the index in spans of the group's first box."""
     group = [spans[-1]]
     hedge = False
     for prev in reversed(spans[:-1]):
@@ -144,7 +156,7 @@ def _final_group(text: str, spans: list[tuple[int, int, str]]) -> tuple[list[str
         hedge = False  # "\boxed{5} or equivalently \boxed{5}" commits to one value
     if len(distinct) == 1:
         contents = contents[:1]
-    return contents, hedge
+    return contents, hedge, len(spans) - len(group)
 
 
 def _squash(s: str) -> str:
@@ -171,10 +183,10 @@ def _distinct(contents: list[str]) -> list:
 
 def _anchored_answer(tail: str) -> str | None:
     """The answer stated after the last closing phrase in tail, or None."""
-    matches = list(_ANCHORS.finditer(tail))
+    matches = list(_ANCHORS.finditer(tail)) + list(_HEADING.finditer(tail))
     if not matches:
         return None
-    last = matches[-1]
+    last = max(matches, key=lambda m: m.end())
     rest = tail[last.end() :].lstrip()
     for open_, close in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
         if rest.startswith(open_):
@@ -186,6 +198,22 @@ def _anchored_answer(tail: str) -> str | None:
     line = re.split(r"\.\s|\.$|\bI hope\b", line, maxsplit=1)[0]
     line = line.strip().strip("*").strip().rstrip(".").strip()
     return line or None
+
+
+def _anchored(text: str, pos: int) -> bool:
+    """Whether a closing statement ("the final answer is", "Answer:") ends right before pos."""
+    return bool(_ANCHOR_BEFORE.search(text[max(0, pos - ANCHOR_LOOKBACK) : pos]))
+
+
+def _committed_final(text: str, spans: list, first: int, final: set) -> bool:
+    """Intermediate boxed results, then the answer: the final group is introduced by a closing
+    statement and no earlier box holding another value is. "\\boxed{2}. \\boxed{5}. \\boxed{7}."
+    (every candidate) and three anchored boxes (three "final answers") stay hedges."""
+    if not _anchored(text, spans[first][0]):
+        return False
+    return not any(
+        _anchored(text, s[0]) and not set(_distinct([_unwrap_box(s[2])])) <= final for s in spans[:first]
+    )
 
 
 def extract_answer(text: str, policy: Policy = MATH) -> tuple[str | None, str]:
@@ -210,10 +238,13 @@ def extract_answer(text: str, policy: Policy = MATH) -> tuple[str | None, str]:
         answer = _unwrap_box(spans[0][2])
         return (answer, "ok") if answer else (None, "no_answer")
     if spans:
-        contents, hedge = _final_group(text, spans)
-        distinct_all = set(_distinct([_unwrap_box(s[2]) for s in spans]))
-        distinct_all -= set(_distinct(contents))
-        if hedge or len(distinct_all) + 1 >= policy.hedge_boxes:
+        contents, hedge, first = _final_group(text, spans)
+        final = set(_distinct(contents))
+        distinct_all = set(_distinct([_unwrap_box(s[2]) for s in spans])) - final
+        many = len(distinct_all) + 1 >= policy.hedge_boxes
+        if many and not hedge and policy.anchored_final_box:
+            many = not _committed_final(text, spans, first, final)
+        if hedge or many:
             return ", ".join(contents), "hedged"
         answer = ", ".join(contents).strip()
         return (answer, "ok") if answer else (None, "no_answer")

@@ -32,6 +32,16 @@ class Policy:
             make the output a hedge (boxing every candidate).
         max_answer_chars: longer extracted answers are rejected before parsing, unless the gold
             itself is at least half that long (then 2 × gold length + 50 is the limit).
+        equation_forms: a ``var = expression`` answer in two or more variables is compared as the
+            equation it is, so ``2x - y + 3 = 0`` matches ``y = 2x + 3`` (left minus right sides
+            proportional by a nonzero constant, exact path or the symbolic fallback).
+        angle_units: an angle with an explicit degree sign equals its radian value when the other
+            side is a multiple of π (``60^\\circ`` = ``\\frac{\\pi}{3}``); a bare ``60`` never does.
+        var_names: when both sides are ``name = value``, the names must agree (``y = 6`` is not
+            ``x = 6``); a side without a name still matches (``6`` for ``x = 6``).
+        anchored_final_box: several distinct boxed values are not a hedge when the last box is
+            introduced by a closing statement ("the final answer is \\boxed{12}") and no earlier
+            box with another value is (intermediate results, then the answer).
         symbolic: use the math-verify fallback in worker processes for what the exact path
             cannot decide; without it such items are ``unparseable``.
         rules: ``"rlvr"`` for rlvr's own pipeline; ``"multiple_choice"`` for lettered options
@@ -50,6 +60,10 @@ class Policy:
     percent_as_fraction: bool = True
     hedge_boxes: int = 3
     max_answer_chars: int = 400
+    equation_forms: bool = True
+    angle_units: bool = True
+    var_names: bool = True
+    anchored_final_box: bool = True
     symbolic: bool = True
     rules: str = "rlvr"
 

@@ -75,7 +75,9 @@ def worker_main(conn, memory_mb: int) -> None:
             return
         key, pred, gold, relations = task
         try:
-            reason = symbolic.judge(pred, gold, relations)
+            # relations: interval_relations, or (interval_relations, equation_values) for `math`
+            flags = relations if isinstance(relations, tuple) else (relations,)
+            reason = symbolic.judge(pred, gold, *flags)
         except MemoryError:
             reason = "rejected_prescreen"
         except Exception:  # noqa: BLE001 - a parser crash on model output is "unparseable", not fatal

@@ -137,8 +137,13 @@ def _solved_form(expr) -> bool:
     return True
 
 
-def judge(pred: str, gold: str, interval_relations: bool = True) -> str:
-    """``match``, ``mismatch`` or ``unparseable`` for two normalised answer strings."""
+def judge(pred: str, gold: str, interval_relations: bool = True, equation_values: bool = True) -> str:
+    """``match``, ``mismatch`` or ``unparseable`` for two normalised answer strings.
+
+    ``equation_values=False`` (the ``math`` policy's ``var_names``): an equation is no answer for a
+    gold that is not one. math-verify compares such an equation's right side with the gold, so
+    ``2x = 5`` would match ``5``; the normaliser has already turned every solved ``x = 5`` into 5.
+    """
     from math_verify import verify
 
     gold_parsed = _parse(gold)
@@ -148,6 +153,12 @@ def judge(pred: str, gold: str, interval_relations: bool = True) -> str:
     import sympy
 
     if isinstance(gold_parsed[0], sympy.Set) and not _solved_form(pred_parsed[0]):
+        return "mismatch"
+    if (
+        not equation_values
+        and isinstance(pred_parsed[0], sympy.Eq)
+        and not isinstance(gold_parsed[0], sympy.Eq)
+    ):
         return "mismatch"
     if _probe_differs(gold_parsed, pred_parsed):
         return "mismatch"

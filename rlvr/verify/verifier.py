@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from rlvr.verify import multiple_choice, paper_rules
 from rlvr.verify.config import VerifierConfig
-from rlvr.verify.exact import Undecided, compare, parse_number
+from rlvr.verify.exact import Undecided, align, compare, parse_number
 from rlvr.verify.extract import extract_answer
 from rlvr.verify.normalize import normalize
 from rlvr.verify.policy import Policy
@@ -76,7 +76,15 @@ def gold_text(gold: object) -> str | None:
 
 # The equivalence that stands in for the originals' sympy calls: exact values, no leniencies
 # (no inequality-for-interval, no percent-as-fraction), the same exact path and fallback.
-_SYMPY_STAND_IN = Policy(name="paper_sympy", interval_relations=False, percent_as_fraction=False)
+_SYMPY_STAND_IN = Policy(
+    name="paper_sympy",
+    interval_relations=False,
+    percent_as_fraction=False,
+    equation_forms=False,
+    angle_units=False,
+    var_names=False,
+    anchored_final_box=False,
+)
 # Rounds of "decide, judge the oracle's open questions in the pool, decide again" per batch. A
 # second run only asks questions the first asked (answers only turn False into True, which only
 # short-cuts), so two rounds settle every item; the spare rounds are a guard.
@@ -202,7 +210,7 @@ class Verifier:
         limit = self.policy.max_answer_chars
         if len(answer) > max(limit, 2 * len(gold) + 50):
             return _result("rejected_prescreen", answer, 0.0, "prescreen")
-        g, p = normalize(gold), normalize(answer)
+        g, p = align(normalize(gold), normalize(answer), self.policy)
         key = (self.policy, p, g)
         hit = self._cache.get(key)
         if hit is not None:
@@ -231,15 +239,20 @@ class Verifier:
         items = []
         for key, uses in pending.items():
             fast = min(c for *_, c in uses)
-            items.append(
-                (key, jobs[key][0], jobs[key][1], self.policy.interval_relations, max(0.01, timeout - fast))
-            )
+            items.append((key, jobs[key][0], jobs[key][1], self._judge_flags(), max(0.01, timeout - fast)))
         verdicts = self._pool_run(items)
         for key, uses in pending.items():
             reason, secs, cpu = verdicts.get(key, ("timeout", timeout, timeout))
             self._remember(key, reason, "symbolic")
             for i, answer, fast, fast_cpu in uses:
                 results[i] = _result(reason, answer, fast + secs, "symbolic", fast_cpu + cpu)
+
+    def _judge_flags(self) -> bool | tuple[bool, bool]:
+        """What symbolic.judge is told: interval_relations, and whether an equation may stand for
+        a value (math-verify's right-side comparison; off under ``var_names``)."""
+        if self.policy.var_names:
+            return (self.policy.interval_relations, False)
+        return self.policy.interval_relations
 
     def _pool_run(self, items: list[tuple]) -> dict:
         """Judge items in the pool; timeouts are counted (``stats()``) and logged per batch."""

@@ -219,6 +219,11 @@ EQUATION_VALUE = _mk(
         ("r_equals", B("r = 5"), "5", True),
         ("solution_pair_swapped", B("x=-2 \\text{ or } x=1"), "1,-2", True),
         ("fraction_equation", B(r"x=\frac{3}{4}"), r"\frac34", True),
+        ("line_implicit", B("2x - y + 3 = 0"), "y = 2x + 3", True),
+        ("line_implicit_scaled", B("4x - 2y + 6 = 0"), "y = 2x + 3", True),
+        ("line_solved_for_x", B(r"x = \frac{y-3}{2}"), "y = 2x + 3", True),
+        ("line_implicit_gold", B("y = 2x + 3"), "2x - y + 3 = 0", True),
+        ("var_renamed_value", B("y = 6"), "x = 6", False),
     ],
 )
 
@@ -261,15 +266,20 @@ DEGREES = _mk(
         ("unicode_degree", B("30°"), r"30^\circ", True),
         ("degree_macro", B(r"90\degree"), r"90^\circ", True),
         ("degrees_word", B(r"30 \text{ degrees}"), r"30^\circ", True),
-        ("radians_for_degrees", B(r"\frac{\pi}{6}"), r"30^\circ", False, POL),
+        # angle_units (docs/verifier.md "Decided rules"): an explicit ° against a multiple of π
+        ("radians_for_degrees", B(r"\frac{\pi}{6}"), r"30^\circ", True, POL),
+        ("bare_number_for_radians", B("30"), r"\frac{\pi}{6}", False, POL),
+        ("wrong_radians_for_degrees", B(r"\frac{\pi}{3}"), r"30^\circ", False),
         ("aime_degree_gold", B("336"), r"336^\circ", True),
         ("braced_circ", B(r"36^{\circ}"), r"36^\circ", True),
         ("wrong_angle", B(r"45^\circ"), r"55^\circ", False),
         ("fraction_degrees", B(r"\frac{270}{7}^\circ"), r"\frac{270}7\text{ degrees}", True),
-        ("degrees_for_radians", B(r"90^\circ"), r"\frac{\pi}{2}", False, POL),
+        ("degrees_for_radians", B(r"90^\circ"), r"\frac{\pi}{2}", True, POL),
         ("decimal_degrees", B(r"18.8^\circ"), r"$18.8^{\circ}$", True),
         ("wrong_supplement", B(r"120^\circ"), r"60^\circ", False),
         ("olympiad_degree", B("4"), r"$4^{\circ}$", True),
+        ("degrees_for_pi_third", B(r"60^\circ"), r"\frac{\pi}{3}", True, POL),
+        ("negative_degrees_for_radians", B(r"-30^\circ"), r"-\frac{\pi}{6}", True, POL),
     ],
 )
 
@@ -511,6 +521,8 @@ NO_BOXED = _mk(
         ),
         ("no_answer_at_all", "I am not sure how to proceed with this problem.", "3", False),
         ("anchor_wrong_value", "Therefore the final answer is 8.", "7", False),
+        ("final_answer_heading", "Both cases agree.\n\n**Final Answer**\n\\[ 12 \\]", "12", True),
+        ("no_anchor_final_sentence", "Adding the two counts, the total is 12.", "12", False, POL),
     ],
 )
 
@@ -559,6 +571,18 @@ MULTI_BOXED = _mk(
             True,
         ),
         ("same_value_or", r"$\boxed{5}$ or equivalently $\boxed{5.0}$", "5", True),
+        (
+            "intermediate_steps_then_final",
+            "First, $a = \\boxed{3}$.\n\nNext, $b = \\boxed{4}$.\n\nTherefore, the final answer is $\\boxed{12}$.",
+            "12",
+            True,
+        ),
+        (
+            "final_answer_heading",
+            "Step one gives \\boxed{3}, step two \\boxed{4}.\n\n**Final Answer**\n\\[\n\\boxed{12}\n\\]",
+            "12",
+            True,
+        ),
         (
             "or_hedge_units",
             r"The area is $\boxed{15\mbox{ cm}^2}$ or $\boxed{15\mbox{ cm}^3}$.",
@@ -818,6 +842,24 @@ ADVERSARIAL_HACKING = _mk(
     "adversarial_hacking",
     [
         ("every_candidate_lines", "\n".join(f"\\boxed{{{k}}}" for k in range(1, 11)), "7", False),
+        # one per acceptance of issue #15 item 6 (docs/verifier.md "Decided rules")
+        ("var_renamed", B("y = 6"), "x = 6", False),
+        ("unsolved_equation_for_value", B("3x + 7 = 12"), "12", False),
+        ("restated_equation_for_value", B("2x = 10"), "x = 5", False),
+        ("curve_other_variable", B("z = 2x + 3"), "y = 2x + 3", False),
+        ("line_sign_flipped", B("2x - y - 3 = 0"), "y = 2x + 3", False),
+        ("angle_bare_number", B("60"), r"\frac{\pi}{3}", False),
+        ("angle_pi_in_degrees", B(r"\frac{\pi}{3}^\circ"), r"\frac{\pi}{3}", False),
+        ("angle_wrong_degrees", B(r"45^\circ"), r"\frac{\pi}{3}", False),
+        ("unit_converted", B(r"90 \text{ minutes}"), r"1.5 \text{ hours}", False),
+        (
+            "three_final_answers",
+            "The final answer is $\\boxed{10}$.\n\nThe final answer is $\\boxed{11}$.\n\nThe final answer is $\\boxed{12}$.",
+            "12",
+            False,
+        ),
+        ("anchored_or", r"Therefore, the final answer is $\boxed{11}$ or $\boxed{12}$.", "12", False),
+        ("candidates_unanchored_final", r"\boxed{10}. \boxed{11}. Combining, we get \boxed{12}.", "12", False),
         ("every_candidate_commas", r"\boxed{1}, \boxed{2}, \boxed{3}, \boxed{4}", "4", False),
         ("or_chain", r"\boxed{1} or \boxed{2} or \boxed{3}", "2", False),
         ("gold_hidden_no_box", "The answer might be 42 but I'm not sure, so I will not commit.", "42", False),
