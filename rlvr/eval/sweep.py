@@ -40,6 +40,7 @@ import yaml
 from rlvr.eval.cache import CacheFile, verdict_config
 from rlvr.eval.spec import Checkpoint, Sweep
 from rlvr.rundir import write_atomic
+from rlvr.schema import UserError
 from rlvr.world import World
 
 
@@ -306,6 +307,8 @@ def fill_cache(cache: CacheFile, generator, judges: dict, template, setting, see
 
     tokenizer = generator.tokenizer
     by_index = {p.index: p for p in problems}
+    check_prompt_lengths(generator, template, setting, [by_index[i] for i in sorted({i for i, _ in missing})],
+                         cache.path.parent.name)
     sampling = sampling_for(template, setting, tokenizer)
     todo = set(missing)
     pairs = [(p.index, s) for p in problems for s in range(setting.k)]
@@ -332,6 +335,28 @@ def fill_cache(cache: CacheFile, generator, judges: dict, template, setting, see
         complete = len({(r["index"], r["sample"]) for r in cache.read()} & set(pairs)) == len(pairs)
         cache.write_meta({**meta, "complete": complete, "seconds": round(meta.get("seconds", 0.0) + time.time() - t0, 2),
                           "tokens": meta.get("tokens", 0) + tokens})
+
+
+class PromptTooLong(UserError):
+    """A benchmark prompt the engine cannot hold: vLLM would stop the sweep with a traceback."""
+
+
+def check_prompt_lengths(generator, template, setting, problems: list, benchmark: str) -> None:
+    """Raise PromptTooLong, naming the problems and the max_model_len to set, when a prompt of `problems` is
+    not shorter than the engine's max_model_len. Every rank checks the same problems, so all stop together."""
+    from rlvr.eval.templates import build_request
+    from rlvr.generate.types import render_prompts
+
+    limit = generator.max_model_len
+    lengths = [(p, len(ids)) for p, ids in zip(problems, render_prompts(
+        generator.tokenizer, [build_request(template, p.problem, generator.tokenizer) for p in problems]), strict=True)]
+    long = [(p, n) for p, n in lengths if n >= limit]
+    if long:
+        longest = max(n for _, n in long)
+        raise PromptTooLong(f"{benchmark}: {len(long)} problem(s) have prompts the engine cannot hold (first: problem "
+                            f"{long[0][0].id}, {long[0][1]} tokens; generation.max_model_len is {limit}); raise "
+                            f"generation.max_model_len to at least {longest + setting.max_tokens} (longest prompt + "
+                            f"max_tokens {setting.max_tokens}), or leave those problems out with `limit`")
 
 
 def sampling_for(template, setting, tokenizer):

@@ -40,6 +40,7 @@ class HFGenerator:
                   f"{self.fast_decode_refused}", flush=True)
         self._rng = random.Random(seed + world.rank)
         self.dp_rank, self.dp_size = world.rank, world.world_size  # one engine per rank
+        self.max_model_len = config.max_model_len
         self.last_stats: dict[str, float] = {}
         self.shares_weights = False
         self._shared_from: torch.nn.Module | None = None

@@ -82,6 +82,8 @@ class Generator(Protocol):
     gen/tokens_per_s."""
     tokenizer: Any
     """The tokenizer requests are rendered with (chat template included)."""
+    max_model_len: int
+    """Prompt + completion tokens the engine holds per sequence; a prompt must be shorter."""
     dp_rank: int
     dp_size: int
     """This rank's engine is replica `dp_rank` of `dp_size`: callers that shard requests give each

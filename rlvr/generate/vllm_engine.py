@@ -59,10 +59,11 @@ class VLLMGenerator:
             raise ValueError("tensor_parallel_size > 1 needs GPUs; use 1 on CPU")
         # Ranks of one tensor-parallel group run one engine: they must see the same requests and seeds.
         self.dp_rank, self.dp_size = world.rank // tp, world.world_size // tp
+        self.max_model_len = _max_model_len(config.max_model_len, model_path, world)
         kwargs: dict[str, Any] = dict(
             model=str(model_path),
             dtype=dtype,
-            max_model_len=_max_model_len(config.max_model_len, model_path, world),
+            max_model_len=self.max_model_len,
             enforce_eager=config.enforce_eager or not gpu,
             enable_prefix_caching=config.enable_prefix_caching,
             tensor_parallel_size=tp,

@@ -37,7 +37,7 @@ SCRIPT = {
 class ScriptedGenerator:
     """The generator protocol's surface a sweep uses; answers from SCRIPT and counts its calls."""
 
-    dp_rank, dp_size = 0, 1
+    dp_rank, dp_size, max_model_len = 0, 1, 4096
 
     def __init__(self, tokenizer):
         self.tokenizer, self.calls, self.completions = tokenizer, 0, 0
@@ -177,3 +177,17 @@ def test_graders_are_checked_when_the_spec_loads():
         EvalOptions(graders=["math", "lenient"])
     with pytest.raises(ValueError, match="listed twice"):
         EvalOptions(graders=["math", "math"])
+
+
+def test_a_prompt_the_engine_cannot_hold_stops_the_sweep_with_the_length_to_set(scripted):
+    """vLLM stops with a traceback on a prompt not shorter than max_model_len; the sweep checks first and
+    names the problem and the max_model_len that holds the longest prompt and its completion."""
+    from rlvr.eval.sweep import PromptTooLong
+
+    spec, engine, _, out = scripted
+    engine.max_model_len = 8
+    with pytest.raises(PromptTooLong, match=r"math500: 5 problem\(s\) have prompts the engine cannot hold "
+                                            r"\(first: problem p0, \d+ tokens; generation.max_model_len is 8\); "
+                                            r"raise generation.max_model_len to at least \d+"):
+        run_sweep(spec(None), World())
+    assert engine.calls == 0 and not (out / "generations").exists() or not list((out / "generations").rglob("*.jsonl"))

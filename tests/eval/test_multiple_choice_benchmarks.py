@@ -163,7 +163,7 @@ def test_protocols_carry_the_papers_multiple_choice_benchmarks():
 class ScriptedGenerator:
     """Stands in for an engine: answers each prompt with the text `script` gives its question."""
 
-    dp_rank, dp_size = 0, 1
+    dp_rank, dp_size, max_model_len = 0, 1, 4096
 
     def __init__(self, tokenizer, script):
         self.tokenizer, self.script, self.requests = tokenizer, script, 0
