@@ -36,7 +36,14 @@ from typing import Any
 import torch
 
 from rlvr.config import BackendConfig, OptimConfig
-from rlvr.models.lora import adapter_disabled, adapter_params, base_model, is_lora, merged_params, save_adapter
+from rlvr.models.lora import (
+    adapter_disabled,
+    adapter_params,
+    base_model,
+    is_lora,
+    merged_params,
+    save_adapter,
+)
 from rlvr.models.scoring import TokenScorer, install_scoring_head, token_scorer
 from rlvr.world import World
 

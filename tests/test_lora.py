@@ -297,3 +297,19 @@ def test_a_sync_without_the_adapter_stops_the_run(sft_model, tmp_path):
     assert "steps 0->4" in proc.stdout, tail(proc)  # the start-up sync passed (B = 0: merged = base)...
     metrics = run_dir / "metrics.jsonl"
     assert not metrics.is_file() or not _metrics(run_dir)  # ...and the first step's sync stopped the run
+
+
+@pytest.mark.slow
+def test_lora_dpo_raises_the_margin_against_the_adapter_off_reference(sft_model, tmp_path):
+    run_dir = tmp_path / "dpo"
+    stage = ("[{name: dpo, type: dpo, init: " + str(sft_model) + ", data: {toy: {n: 96, levels: [1]}},"
+             " pairs: {rollouts_per_prompt: 8, temperature: 0.7, max_response_tokens: 96, pairs_per_prompt: 2},"
+             " beta: 0.1, epochs: 2, optim: {lr: 1.0e-3, schedule: constant}, lora: {rank: 16, alpha: 32},"
+             " generation: {backend: vllm, max_model_len: 256, kv_cache_gib: 0.25}}]")
+    proc = run_cmd([PYTHON, "-m", "rlvr", "run", str(REPO / "recipes" / "tiny.yaml"), "--run-dir", str(run_dir),
+                    "--set", f"model.tiny={TINY_SMALL}", "--set", f"stages={stage}",
+                    "--set", "backend={zero_stage: 2, micro_batch_size: 8}"], timeout=900)
+    assert proc.returncode == 0, tail(proc)
+    m = json.loads((run_dir / "summary.json").read_text())["stages"][0]["metrics"]
+    assert m["margin_last"] > m["margin_first"] + 0.05, m
+    assert (run_dir / "stages" / "dpo" / "final" / "adapter" / "adapter_model.safetensors").is_file()
