@@ -37,6 +37,7 @@ import torch
 
 from rlvr.config import BackendConfig, OptimConfig
 from rlvr.models.lora import (
+    AdapterOff,
     adapter_disabled,
     adapter_params,
     base_model,
@@ -313,8 +314,6 @@ class DeepSpeedBackend:
         same chunked LM head); None without LoRA (the reference is then a separate copy)."""
         if not self.lora:
             return None
-        from rlvr.models.lora import AdapterOff
-
         return replace(self.scorer, forward=AdapterOff(self.forward, self.engine.module))
 
     def _save_adapter(self, directory: Path) -> None:

@@ -118,7 +118,7 @@ def adapter_params(module: nn.Module, gather: Gather) -> Iterator[tuple[str, tor
 
 def save_adapter(module: nn.Module, state: dict[str, torch.Tensor], directory: str | Path) -> None:
     """The adapter in PEFT's format (adapter_config.json + adapter_model.safetensors), loadable with
-    `PeftModel.from_pretrained(base, directory)` or vLLM's LoRARequest; `state` from adapter_params."""
+    `PeftModel.from_pretrained(base, directory)`; `state` from adapter_params."""
     module.save_pretrained(str(directory), state_dict=state, safe_serialization=True)
 
 
