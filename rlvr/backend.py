@@ -15,6 +15,11 @@ losses)/d(theta) / global_count, whatever the split into micro-batches and ranks
 CPU specifics (docs: environment.md §2): gloo, the client torch AdamW (DeepSpeed's CPU optimizers are
 JIT-compiled), the shared-memory comm op build is skipped, and `close()` destroys the engine before
 the process group to avoid the ZeRO-3 exit-time abort.
+
+LoRA (a PEFT-wrapped module, rlvr.models.lora): only the adapter trains and sits in the optimizer; the
+weight sync and the Hugging Face export stream the merged weights under the model's own names;
+checkpoints hold the adapter and its optimizer state, not the frozen base (it is the stage's input
+model, reloaded on resume); `base_scorer()` scores with the adapter switched off (the reference).
 """
 
 from __future__ import annotations
@@ -24,14 +29,23 @@ import importlib
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from rlvr.config import BackendConfig, OptimConfig
-from rlvr.models.scoring import install_scoring_head, token_scorer
+from rlvr.models.lora import (
+    AdapterOff,
+    adapter_disabled,
+    adapter_params,
+    base_model,
+    is_lora,
+    merged_params,
+    save_adapter,
+)
+from rlvr.models.scoring import TokenScorer, install_scoring_head, token_scorer
 from rlvr.world import World
 
 
@@ -61,12 +75,14 @@ class _Schedule:
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """No weight decay on biases and norm weights (1-D tensors), as is standard."""
+    """No weight decay on biases and norm weights (1-D tensors), as is standard. An empty group is left
+    out (a LoRA adapter has only matrices): DeepSpeed drops it, and the lr schedule must see the same groups."""
     decay, no_decay = [], []
     for _, p in model.named_parameters():
         if p.requires_grad:
             (no_decay if p.ndim < 2 else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
 
 
 def init_deepspeed(world: World) -> None:
@@ -127,6 +143,8 @@ class DeepSpeedBackend:
         self.micro_batch_size = micro_batch_size
         self._micro = 0
         self._expected = grad_accum  # backward calls in the current step (accumulate() may change it)
+        self.lora = is_lora(engine.module)
+        """The module is a PEFT LoRA model: the adapter trains, the base weights are frozen."""
         self.scorer = (token_scorer(self.forward, engine.module, logits_chunk_tokens, partitioned=self.partitioned)
                        if token_scores else None)
         """Scores tokens with the trainer (rlvr.models.scoring.TokenScorer): log-probs and entropy in LM-head
@@ -251,34 +269,70 @@ class DeepSpeedBackend:
     # ------------------------------------------------------------------ state
     def save_state(self, directory: str | Path) -> None:
         """Resumable state (sharded weights, optimizer, lr schedule) into `directory` (all ranks call)."""
-        self.engine.save_checkpoint(str(directory), tag="deepspeed", client_state={}, save_latest=False)
+        # LoRA: the frozen base is the stage's input model, reloaded on resume; only the adapter is saved
+        self.engine.save_checkpoint(str(directory), tag="deepspeed", client_state={}, save_latest=False,
+                                    exclude_frozen_parameters=self.lora)
+        if self.lora:
+            self._save_adapter(Path(directory) / "adapter")  # for users: the same adapter, in PEFT's format
 
     def load_state(self, directory: str | Path) -> None:
         path, _ = self.engine.load_checkpoint(
-            str(directory), tag="deepspeed", load_optimizer_states=True, load_lr_scheduler_states=True
+            str(directory), tag="deepspeed", load_optimizer_states=True, load_lr_scheduler_states=True,
+            load_module_strict=not self.lora,  # LoRA: the checkpoint holds the adapter, not the frozen base
         )
         if path is None:
             raise FileNotFoundError(f"no DeepSpeed state under {directory}")
+
+    def _gather(self, params: list[torch.nn.Parameter]):
+        """A context in which `params` are whole (ZeRO-3: gathered, re-partitioned on exit). Collective."""
+        import deepspeed
+
+        return deepspeed.zero.GatheredParameters(params, enabled=self.zero_stage == 3)
 
     def iter_full_params(self) -> Iterator[tuple[str, torch.Tensor]]:
         """Full (unsharded) parameters and persistent buffers one at a time, as CPU tensors.
         Under ZeRO-3 each parameter is gathered on its own and re-partitioned right after, so the
         whole model never sits twice in memory. Every rank must iterate (the gathers are
-        collective); every rank receives the tensors."""
-        import deepspeed
-
+        collective); every rank receives the tensors. With LoRA: the merged model (W + (alpha/r) B A
+        for each adapted layer) under the Hugging Face names, no adapter tensors: what the engine
+        loads and what final/ holds."""
         module = self.engine.module
+        if self.lora:
+            yield from merged_params(module, self._gather)
+            return
         for name, param in module.named_parameters():
-            with deepspeed.zero.GatheredParameters([param], enabled=self.zero_stage == 3):
+            with self._gather([param]):
                 yield name, param.detach().to("cpu", copy=True)
         persistent = set(module.state_dict().keys())
         for name, buf in module.named_buffers():
             if name in persistent:
                 yield name, buf.detach().to("cpu", copy=True)
 
+    def adapter_disabled(self):
+        """A context in which the module computes its base model (LoRA adapter off): the input model, the
+        DPO and KL reference, without a second copy of its weights. A no-op without LoRA."""
+        return adapter_disabled(self.engine.module)
+
+    def base_scorer(self) -> TokenScorer | None:
+        """With LoRA, a TokenScorer of the base model (this engine's forward with the adapter off, the
+        same chunked LM head); None without LoRA (the reference is then a separate copy)."""
+        if not self.lora:
+            return None
+        return replace(self.scorer, forward=AdapterOff(self.forward, self.engine.module))
+
+    def _save_adapter(self, directory: Path) -> None:
+        """The adapter in PEFT's format into `directory` (rank 0 writes; every rank gathers)."""
+        state = {}
+        for name, tensor in adapter_params(self.engine.module, self._gather):
+            if self.world.is_main:
+                state[name] = tensor
+        if self.world.is_main:
+            save_adapter(self.engine.module, state, directory)
+
     def export_hf(self, directory: str | Path, tokenizer: Any) -> None:
         """A Hugging Face checkpoint (safetensors + config + tokenizer) of the current weights;
-        rank 0 writes it, every rank takes part in gathering."""
+        rank 0 writes it, every rank takes part in gathering. With LoRA: the merged model, and the
+        adapter in PEFT's format in `directory`/adapter/."""
         state = {}
         for name, tensor in self.iter_full_params():
             if self.world.is_main:
@@ -286,8 +340,10 @@ class DeepSpeedBackend:
         if self.world.is_main:
             out = Path(directory)
             out.mkdir(parents=True, exist_ok=True)
-            self.engine.module.save_pretrained(out, state_dict=state, safe_serialization=True)
+            base_model(self.engine.module).save_pretrained(out, state_dict=state, safe_serialization=True)
             tokenizer.save_pretrained(out)
+        if self.lora:
+            self._save_adapter(Path(directory) / "adapter")
         self.world.barrier()
 
     def close(self) -> None:

@@ -22,6 +22,7 @@ from pydantic import Field, ValidationError, model_validator
 from rlvr.data.config import DataConfig
 from rlvr.eval.options import EvalOptions, RlvrValidation
 from rlvr.generate.config import GenerationConfig
+from rlvr.models.config import LoraConfig
 from rlvr.schema import ConfigError, Strict, apply_override, format_validation_error, read_yaml_mapping
 from rlvr.verify.config import VerifierConfig
 from rlvr.verify.policy import POLICIES
@@ -183,6 +184,10 @@ class _StageCommon(Strict):
     """Also write a Hugging Face export every N steps to stages/<name>/exports/step-<N>/ (0: off), all
     kept, for "score vs step" sweeps (`rlvr eval` finds them in the run directory). final/ is the last."""
     optim: OptimConfig = Field(default_factory=OptimConfig)
+    lora: LoraConfig | None = None
+    """Train a LoRA adapter instead of every weight (rlvr.models.config.LoraConfig; `lora: {}` takes the
+    defaults). final/ then holds the merged model and final/adapter/ the adapter; the DPO and KL reference
+    is the input model itself, with the adapter switched off (README, LoRA)."""
 
     @model_validator(mode="after")
     def _one_batch_rule(self) -> _StageCommon:

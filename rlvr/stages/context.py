@@ -81,12 +81,17 @@ class StageContext:
 
     # ---------------------------------------------------------------- model + backend
     def load_policy(self):
-        """(tokenizer, model) of the stage's input model, in the recipe's training dtype."""
+        """(tokenizer, model) of the stage's input model, in the recipe's training dtype; with the stage's
+        `lora:` section, the model inside a LoRA adapter (rlvr.models.lora; A seeded by the recipe seed)."""
         from rlvr.models.load import load_model, load_tokenizer
 
         m = self.recipe.model
         tokenizer = load_tokenizer(self.input_model, trust_remote_code=m.trust_remote_code)
         model = load_model(self.input_model, dtype=m.dtype, trust_remote_code=m.trust_remote_code)
+        if self.cfg.lora is not None:
+            from rlvr.models.lora import apply_lora
+
+            model = apply_lora(model, self.cfg.lora, self.recipe.seed)
         return tokenizer, model
 
     def wrap(self, model: Any, total_steps: int, grad_accum: int | None = None, optim: Any = None,

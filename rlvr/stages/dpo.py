@@ -273,7 +273,8 @@ def main(ctx: StageContext) -> StageResult:
     pad = tokenizer.pad_token_id
 
     backend = ctx.wrap(model, total)
-    ref = reference_logps(ctx, backend, items, pad)  # before resume: the input weights are the reference
+    with backend.adapter_disabled():  # LoRA: the base model is the reference (a no-op otherwise)
+        ref = reference_logps(ctx, backend, items, pad)  # before resume: the input weights are the reference
     start = ctx.resume_from(backend, data_id)
     order = EpochOrder(len(items), ctx.recipe.seed)
     world.print0(f"[{cfg.name}] {len(items)} pairs, global batch {G} pairs, beta {cfg.beta}, loss {cfg.loss}; "

@@ -379,7 +379,7 @@ def precompute_logprobs(cfg: RlvrStage, world: Any, backend: Any, reference: Any
                                           share_prompts=share)
             for r, lp in zip(part, logp, strict=False):
                 old[index[id(r)]] = lp[: len(r.completion_ids)].detach().cpu()
-        if reference is not None and part:
+        if reference is not None:  # also on an empty part: a LoRA reference is the ZeRO-3 engine (collective)
             logp, _, _ = forward_response(reference, batch, pad_id, backend.device, temp, False,
                                           # the reference's scorer runs the module itself: forward is the module
                                           share_prompts=cfg.prompt_sharing and can_share_prompts(reference.forward, reference))
@@ -545,7 +545,8 @@ def main(ctx: StageContext) -> StageResult:
     data_id = fingerprint([[p["ids"] for p in prompts[:64]], len(prompts), cfg.prompts_per_step])
     backend = ctx.wrap(model, plan.total_steps, grad_accum=plan.grad_accum)
     critic = load_critic(ctx, cfg, plan.total_steps, plan.grad_accum) if cfg.advantage == "gae" else None
-    reference = load_reference(ctx, backend.device) if cfg.kl.coef > 0 else None
+    # LoRA: the reference is the trainer's own model with the adapter off (no second copy of the weights)
+    reference = (backend.base_scorer() or load_reference(ctx, backend.device)) if cfg.kl.coef > 0 else None
     generator = build_generator(cfg.generation, ctx.input_model, world, dtype=ctx.recipe.model.dtype, seed=ctx.recipe.seed)
     if generator.dp_size != world.world_size:
         generator.close()
