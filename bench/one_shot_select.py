@@ -87,10 +87,10 @@ def one_seed(seed: int, out: Path, pool: Path, extra: list[str]) -> list[dict]:
     base = {"seed": seed, "sft": held_out(sel_run, "eval_sft"), "pool_rl": held_out(sel_run, "eval_rl"),
             "select_seconds": round(secs, 1)}
     for arm, entry in (("pi_1", ranking[0]), ("pi_last", ranking[-1])):
-        run = out / f"seed{seed}" / arm
+        run, pi = out / f"seed{seed}" / arm, picks / f"pi_{entry['rank']}.jsonl"
         secs = rlvr("run", str(REPO / "recipes" / "tiny_one_shot.yaml"), "--run-dir", str(run),
                     "--set", f"stages.eval_before.init={sft}", "--set", f"stages.rl.init={sft}",
-                    "--set", f"stages.rl.data={{path: {picks / ('pi_%d.jsonl' % entry['rank'])}}}", *sets)
+                    "--set", f"stages.rl.data={{path: {pi}}}", *sets)
         ids = {k for line in (run / "stages" / "rl" / "examples.jsonl").read_text().splitlines()
                for k in json.loads(line)["examples"]}
         assert ids == {str(entry["index"])}, (ids, entry["index"])  # trained on exactly the chosen example
