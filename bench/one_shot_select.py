@@ -11,6 +11,7 @@ It prints one table row per (seed, arm) and writes OUT/results.json; docs/algori
 in miniature") has the measured table.
 
     python bench/one_shot_select.py run --seeds 0 1 2 --out /tmp/one_shot_select     # ~5 min per seed, 2 CPUs
+    python bench/one_shot_select.py table /tmp/one_shot_select                       # its table again
     python bench/one_shot_select.py pool toy_pool.jsonl                              # the pool file alone
 
 Extra `--set` values go to every `rlvr run` (e.g. shorter runs: --set stages.sft.max_steps=100).
@@ -69,6 +70,19 @@ def held_out(run_dir: Path, stage: str) -> float:
     return float(row["avg@k"])
 
 
+def held_out_by_carry(run_dir: Path, stage: str) -> dict[str, float]:
+    """The eval stage's accuracy on the held-out problems whose sum carries and on those that do not (its
+    generation cache holds each problem's prompt and verdict)."""
+    (cache,) = (run_dir / "stages" / stage / "eval" / "generations").glob("*/toy/*.jsonl")
+    rows = [json.loads(x) for x in cache.read_text().splitlines()]
+    out = {}
+    for name, want in (("carry", True), ("no_carry", False)):
+        part = [r["correct"] for r in rows if has_carry(r["prompt"]) == want]
+        out[name] = sum(part) / len(part)
+    out["n_carry"] = sum(has_carry(r["prompt"]) for r in rows)
+    return out
+
+
 def rl_rewards(run_dir: Path, stage: str = "rl") -> list[float]:
     return [m["reward/mean"] for m in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
             if m.get("stage") == stage and "reward/mean" in m]
@@ -95,11 +109,14 @@ def one_seed(seed: int, out: Path, pool: Path, extra: list[str]) -> list[dict]:
                for k in json.loads(line)["examples"]}
         assert ids == {str(entry["index"])}, (ids, entry["index"])  # trained on exactly the chosen example
         rewards = rl_rewards(run)
+        split = {f"{k}_{when}": v for when in ("before", "after")
+                 for k, v in held_out_by_carry(run, f"eval_{when}").items() if k != "n_carry"}
         rows.append({**base, "arm": arm, "index": entry["index"], "problem": entry["problem"].split("?")[0] + "?",
                      "carry": has_carry(entry["problem"]), "variance": entry["score"],
                      "pool_mean_acc": entry["mean_accuracy"], "before": held_out(run, "eval_before"),
                      "after": held_out(run, "eval_after"), "reward_first3": sum(rewards[:3]) / 3,
-                     "reward_last3": sum(rewards[-3:]) / 3, "one_shot_seconds": round(secs, 1)})
+                     "reward_last3": sum(rewards[-3:]) / 3, **split,
+                     "one_shot_seconds": round(secs, 1)})
         print(_row(rows[-1]), flush=True)
     return rows
 
@@ -107,7 +124,32 @@ def one_seed(seed: int, out: Path, pool: Path, extra: list[str]) -> list[dict]:
 def _row(r: dict) -> str:
     return (f"| {r['seed']} | {r['arm']} | {r['index']}: {r['problem'][8:]} | {'yes' if r['carry'] else 'no'} | "
             f"{r['variance']:.3f} | {r['pool_mean_acc']:.2f} | {r['reward_first3']:.2f} -> {r['reward_last3']:.2f} | "
-            f"{r['before']:.3f} -> {r['after']:.3f} ({r['after'] - r['before']:+.3f}) | {r['pool_rl']:.3f} |")
+            f"{r['before']:.3f} -> {r['after']:.3f} ({r['after'] - r['before']:+.3f}) | "
+            f"{r['carry_before']:.3f} -> {r['carry_after']:.3f} | {r['no_carry_before']:.3f} -> {r['no_carry_after']:.3f} | "
+            f"{r['pool_rl']:.3f} |")
+
+
+HEADER = ("| seed | arm | example | carry | variance | pool acc | 1-shot reward (first 3 -> last 3 steps) | "
+          "held-out before -> after | carry problems | no-carry problems | after pool RL |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def table(out: Path) -> list[dict]:
+    """Print the table (and the means) of a finished or partial OUT/results.json, with the carry split
+    recomputed from the runs' generation caches."""
+    rows = json.loads((out / "results.json").read_text())
+    print(HEADER)
+    for r in rows:
+        run = out / f"seed{r['seed']}" / r["arm"]
+        for when in ("before", "after"):
+            r.update({f"{k}_{when}": v for k, v in held_out_by_carry(run, f"eval_{when}").items() if k != "n_carry"})
+        print(_row(r))
+    for arm in ("pi_1", "pi_last"):
+        d = [r["after"] - r["before"] for r in rows if r["arm"] == arm]
+        if d:
+            print(f"{arm}: mean held-out change {sum(d) / len(d):+.3f} over {len(d)} seeds "
+                  f"({', '.join(f'{x:+.3f}' for x in d)})")
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,22 +161,25 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     q.add_argument("--out", type=Path, required=True)
     q.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    q = sub.add_parser("table", help="print the table of a run's OUT/results.json")
+    q.add_argument("out", type=Path)
     args = p.parse_args(argv)
+    if args.cmd == "table":
+        table(args.out)
+        return 0
     if args.cmd == "pool":
         rows = write_pool(args.path)
         print(f"{args.path}: {len(rows)} problems, {sum(has_carry(r['problem']) for r in rows)} with a carry")
         return 0
     pool = write_pool(args.out / "pool.jsonl") and args.out / "pool.jsonl"
     extra = [x for o in args.overrides for x in ("--set", o)]
-    print("| seed | arm | example | carry | variance | pool acc | 1-shot reward (first 3 -> last 3 steps) | "
-          "held-out before -> after | after pool RL |\n|---|---|---|---|---|---|---|---|---|", flush=True)
+    print(HEADER, flush=True)
     rows = []
     for seed in args.seeds:
         rows += one_seed(seed, args.out, pool, extra)
         (args.out / "results.json").write_text(json.dumps(rows, indent=1))
-    for arm in ("pi_1", "pi_last"):
-        d = [r["after"] - r["before"] for r in rows if r["arm"] == arm]
-        print(f"{arm}: mean held-out change {sum(d) / len(d):+.3f} over {len(d)} seeds ({', '.join(f'{x:+.3f}' for x in d)})")
+    print()
+    table(args.out)
     return 0
 
 
