@@ -208,20 +208,25 @@ def test_killed_distill_resumes_and_a_changed_teacher_regenerates(tmp_path):
     rows = [json.loads(x) for x in (straight / "stages" / "distill" / "rollouts.jsonl").read_text().split("\n") if x]
     assert len(rows) == 96 and all({"correct", "reason", "completion", "gold"} <= set(r) for r in rows)
 
-    # a rerun with the same teacher generates nothing; another teacher (one weight changed) regenerates all
+    # re-run from its inputs (--from-stage), the stage moves its cache aside with its outputs and samples again
     proc = _distill(broken, "--from-stage", "distill")
-    assert proc.returncode == 0 and _metrics(broken)["generated"] == 0, tail(proc)
+    assert proc.returncode == 0 and _metrics(broken)["generated"] == 96, tail(proc)
+
+    # a killed stage resumed with another teacher (one weight changed) reuses none of the first teacher's chunks
     from safetensors.torch import load_file, save_file
 
+    again = tmp_path / "again"
+    proc = _distill(again, RLVR_DISTILL_KILL_AFTER_CHUNKS="1")
+    assert proc.returncode == -9, tail(proc)
     teacher = tmp_path / "teacher"
-    shutil.copytree(broken / "base_model", teacher)
+    shutil.copytree(again / "base_model", teacher)
     weights = load_file(str(teacher / "model.safetensors"))
     name = next(k for k in weights if k.endswith("norm.weight"))
     weights[name] = weights[name] * 1.5
     save_file(weights, str(teacher / "model.safetensors"), metadata={"format": "pt"})
-    proc = _distill(broken, "--from-stage", "distill", "--set", f"stages.distill.teacher={teacher}")
+    proc = _distill(again, "--resume", "--accept-changes", "--set", f"stages.distill.teacher={teacher}")
     assert proc.returncode == 0, tail(proc)
-    assert "0 prompts cached" in proc.stdout and _metrics(broken)["generated"] == 96
+    assert "0 prompts cached" in proc.stdout and _metrics(again)["generated"] == 96
 
 
 # ------------------------------------------------------------------------------------ the tiny demo
